@@ -1,0 +1,183 @@
+"""vislib's own seeded training loop, and the command that rebuilds the course checkpoints.
+
+    python -m vislib.train vgg        # rebuilds data/models/vgg.pt and its manifest entry
+    python -m vislib.train resnet
+
+Training is deterministic for a given seed on a given machine (CPU kernels); the manifest
+records the held-out accuracy, the wall time and the exact command.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from . import config
+
+
+@dataclass
+class History:
+    """Per-epoch training loss and (if a validation set was given) validation accuracy."""
+
+    loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global generator and return a dedicated generator for data order."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: Tensor, batch_size: int = 512) -> Tensor:
+    """Logits of ``model`` (in eval mode) for ``images``, computed in batches."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        outs = [model(images[i:i + batch_size].to(device)).float().cpu()
+                for i in range(0, len(images), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 512) -> float:
+    """Fraction of ``images`` whose predicted class equals ``labels``."""
+    return (predict(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
+
+
+def train(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    val: tuple[Tensor, Tensor] | None = None,
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    desc: str = "training",
+) -> History:
+    """Train ``model`` in place with AdamW and a one-cycle learning rate; return its history.
+
+    ``images`` are pixel-space tensors ``[N, 3, H, W]``; the model normalises inside. The data
+    order, the initial dropout masks and ``augment`` draw from generators seeded by ``seed``, so
+    a run is repeatable on one machine. A progress bar shows epochs and the running loss.
+    """
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    gen = seed_everything(seed)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * math.ceil(len(images) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.25)
+    loss_fn = nn.CrossEntropyLoss()
+    history = History()
+    start = time.perf_counter()
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    for _ in bar:
+        model.train()
+        order = torch.randperm(len(images), generator=gen)
+        total, count = 0.0, 0
+        for i in range(0, len(images), batch_size):
+            idx = order[i:i + batch_size]
+            x, y = images[idx], labels[idx]
+            if augment is not None:
+                x = augment(x, gen)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        history.loss.append(total / max(count, 1))
+        postfix = {"loss": f"{history.loss[-1]:.3f}"}
+        if val is not None:
+            history.val_accuracy.append(accuracy(model, *val))
+            postfix["val_acc"] = f"{history.val_accuracy[-1]:.3f}"
+        bar.set_postfix(postfix)
+    model.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+# --------------------------------------------------------------------------- course checkpoints
+#: How each committed course model is trained. Changing a recipe means rebuilding its checkpoint.
+RECIPES = {
+    "vgg": {"arch": "vgg", "kwargs": {"width": 16}, "epochs": 8, "lr": 3e-3, "batch_size": 128},
+    "resnet": {"arch": "resnet", "kwargs": {"width": 16}, "epochs": 8, "lr": 3e-3, "batch_size": 128},
+}
+
+
+def build_course_model(name: str, *, seed: int = 0, image_size: int = 64, progress: bool = True) -> dict:
+    """Train course model ``name`` from scratch, save it under ``data/models`` and update the manifest."""
+    from . import data, models
+
+    if name not in RECIPES:
+        raise ValueError(f"unknown course model {name!r}; valid: {sorted(RECIPES)}")
+    recipe = RECIPES[name]
+    train_ds = data.course_split("train", size=image_size)
+    test_ds = data.course_split("test", size=image_size)
+    model = models.course_model(recipe["arch"], len(data.SHAPE_CLASSES), **recipe["kwargs"])
+    history = train(model, train_ds.images, train_ds.labels, epochs=recipe["epochs"], lr=recipe["lr"],
+                    batch_size=recipe["batch_size"], seed=seed, progress=progress, desc=f"training {name}")
+    acc = accuracy(model, test_ds.images, test_ds.labels)
+    models.MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    file = f"{name}.pt"
+    torch.save(model.state_dict(), models.MODELS_DIR / file)
+    entry = {
+        "file": file,
+        "arch": recipe["arch"],
+        "kwargs": recipe["kwargs"],
+        "num_classes": len(data.SHAPE_CLASSES),
+        "classes": list(data.SHAPE_CLASSES),
+        "image_size": image_size,
+        "mean": list(data.SHAPES_MEAN),
+        "std": list(data.SHAPES_STD),
+        "train_split": {"seed": data.SPLITS["train"][0], "n": len(train_ds)},
+        "test_split": {"seed": data.SPLITS["test"][0], "n": len(test_ds)},
+        "epochs": recipe["epochs"],
+        "seed": seed,
+        "test_accuracy": round(acc, 4),
+        "train_seconds": round(history.seconds, 1),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "command": f"python -m vislib.train {name}",
+    }
+    man = models.manifest()
+    man[name] = entry
+    models.MANIFEST.write_text(json.dumps(man, indent=2) + "\n")
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Rebuild the committed course checkpoints.")
+    parser.add_argument("names", nargs="+", choices=sorted(RECIPES))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name in args.names:
+        entry = build_course_model(name, seed=args.seed)
+        print(f"{name}: test accuracy {entry['test_accuracy']:.4f}, {entry['train_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
