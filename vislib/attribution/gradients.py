@@ -1,0 +1,121 @@
+"""Gradient maps: vanilla gradient, gradient x input, one neuron's gradient, guided backprop.
+
+Each takes one forward and one backward pass. ``S`` is the pre-softmax score of the target class,
+``x`` the pixel-space image, ``k`` runs over its colour channels.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..checks import TargetSpec
+from ..hooks import LayerSpec
+from ._base import ForwardHook, explaining, finish, grad
+
+
+def gradient(model: nn.Module, images: Tensor, target: TargetSpec = None) -> Tensor:
+    """Vanilla gradient saliency (Simonyan, Vedaldi & Zisserman 2014, arXiv 1312.6034).
+
+    ``M[i, j] = max_k |dS / dx[k, i, j]|``: the largest absolute gradient over the colour
+    channels.
+    """
+    with explaining(model, images, target, input_grad=True) as p:
+        (g,) = grad(p.score(), [p.inputs])
+    return finish(g.abs().amax(dim=1), images)
+
+
+def input_x_gradient(model: nn.Module, images: Tensor, target: TargetSpec = None) -> Tensor:
+    """Gradient times input (Shrikumar et al. 2016, arXiv 1605.01713), signed.
+
+    ``M[i, j] = sum_k x[k, i, j] * dS / dx[k, i, j]`` with ``x`` the pixel-space image.
+    """
+    with explaining(model, images, target, input_grad=True) as p:
+        (g,) = grad(p.score(), [p.inputs])
+    return finish((g * p.inputs.detach()).sum(dim=1), images)
+
+
+# --------------------------------------------------------------------------- guided backprop
+class _PositiveGradient(torch.autograd.Function):
+    """Identity forward (a copy); the backward pass lets only positive gradients through."""
+
+    @staticmethod
+    def forward(ctx, output: Tensor) -> Tensor:
+        return output.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        return grad_output.clamp(min=0)
+
+
+def _guide(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor:
+    # The ReLU's own backward multiplies by 1[x > 0]; this adds 1[grad > 0] in front of it.
+    return _PositiveGradient.apply(output)
+
+
+def guided_relu_hooks(model: nn.Module) -> list[ForwardHook]:
+    """Forward hooks that turn every ``nn.ReLU`` module of ``model`` into a guided ReLU.
+
+    The hook applies :class:`_PositiveGradient` to the ReLU's output, so that the backward pass
+    through the ReLU becomes ``grad_in = grad_out * 1[x > 0] * 1[grad_out > 0]``. The modules
+    themselves are never replaced, so in-place ReLUs, ReLUs called several times and hooks that
+    others put on them keep working. Functional ``F.relu`` / ``torch.relu`` calls inside a
+    ``forward`` are **not** guided (they are not modules), so a model that uses them gets the
+    plain gradient there: check your model (the course models and torchvision's use modules).
+    """
+    return [(m, _guide) for m in model.modules() if isinstance(m, nn.ReLU)]
+
+
+def _guided_input_gradient(model: nn.Module, images: Tensor, target: TargetSpec) -> Tensor:
+    with explaining(model, images, target, input_grad=True, hooks=guided_relu_hooks(model)) as p:
+        (g,) = grad(p.score(), [p.inputs])
+    return g
+
+
+def guided_backprop(model: nn.Module, images: Tensor, target: TargetSpec = None) -> Tensor:
+    """Guided backpropagation (Springenberg et al. 2015, arXiv 1412.6806).
+
+    The gradient ``dS/dx`` computed with every ReLU's backward replaced by
+    ``grad_in = grad_out * 1[x > 0] * 1[grad_out > 0]`` (only positive gradients where the
+    input was positive), reduced like :func:`gradient`: ``max_k |.|`` over colour channels. Only ``nn.ReLU`` modules
+    are guided (see :func:`guided_relu_hooks`); the model's modules are left in place.
+    """
+    g = _guided_input_gradient(model, images, target)
+    return finish(g.abs().amax(dim=1), images)
+
+
+# --------------------------------------------------------------------------- one neuron
+def neuron_gradient(
+    model: nn.Module,
+    images: Tensor,
+    layer: LayerSpec,
+    channel: int,
+    position: tuple[int, int] | None = None,
+    *,
+    guided: bool = False,
+) -> Tensor:
+    """The gradient of one neuron with respect to the input, ``Tensor[B, 3, H, W]`` (not reduced).
+
+    The neuron is ``A[channel, i, j]`` of ``layer``'s output ``A`` with ``position=(i, j)``, or
+    the channel's mean activation ``mean_ij A[channel, i, j]`` when ``position`` is None. For a
+    layer with flat output ``[B, F]`` (a linear layer) it is unit ``channel``. With
+    ``guided=True`` the ReLUs are guided as in :func:`guided_backprop`. Reduce it for display
+    like :func:`gradient` (``.abs().amax(1)``) or show it as a colour image.
+    """
+    hooks = guided_relu_hooks(model) if guided else []
+    with explaining(model, images, None, layers=[layer], input_grad=True, hooks=hooks) as p:
+        act = p.output(layer)
+        if act.dim() < 2 or not 0 <= channel < act.shape[1]:
+            raise ValueError(f"channel {channel} is out of range for layer output {tuple(act.shape)}")
+        unit = act[:, channel]
+        if position is not None:
+            if unit.dim() != 3:
+                raise ValueError(f"position needs a spatial layer; this one outputs {tuple(act.shape)}")
+            i, j = position
+            if not (0 <= i < unit.shape[1] and 0 <= j < unit.shape[2]):
+                raise ValueError(f"position {position} is outside the {tuple(unit.shape[1:])} feature map")
+            unit = unit[:, i, j]
+        elif unit.dim() > 1:
+            unit = unit.flatten(1).mean(dim=1)
+        (g,) = grad(unit.sum(), [p.inputs])
+    return finish(g, images)
+
