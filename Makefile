@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+PEERS  := $(VENV)/.peers-stamp
 
-.PHONY: course test unit notebooks lab models bench clean
+.PHONY: course test unit notebooks lab models bench clean peers
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,17 +17,26 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The peer libraries (captum, pytorch-grad-cam, torch-cam) for benchmarks/compare.py and
+# tests/test_peers.py. grad-cam is pinned >= 1.5.7 in the extra: older releases depend on
+# opencv-python, which would overwrite opencv-python-headless's cv2.
+$(PEERS): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[peers]'
+	touch $(PEERS)
+
+peers: $(PEERS)
+
 course: $(STAMP)
 	$(PY) -m vislib.course
 
-test: $(STAMP)
-	VISLIB_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+test: $(STAMP) $(PEERS)
+	VISLIB_QUICK=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 unit: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q
 
 notebooks: $(STAMP)
-	VISLIB_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	VISLIB_QUICK=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

@@ -1,0 +1,34 @@
+"""Evaluating saliency maps: do they find what the model uses, and what the object is?
+
+* :mod:`~vislib.evaluation.perturbation`: pixel perturbation, remove the k % least/most
+  salient pixels (AFOC, KL, logit change) with a random baseline and confidence intervals;
+* :mod:`~vislib.evaluation.roar`: remove and retrain (Hooker et al.), mean or ROAD fill;
+* :mod:`~vislib.evaluation.localisation`: pointing game and energy share against object masks;
+* :mod:`~vislib.evaluation.sanity`: model-parameter randomisation (Adebayo et al.);
+* :mod:`~vislib.evaluation.removal` and :mod:`~vislib.evaluation.imputation`: the shared pixel
+  ranking (seeded tie-breaking), masks and fills (black, mean, ROAD noisy linear imputation).
+
+Methods are given as callables ``fn(model, images, target=None, **options) -> Tensor[B, H, W]``
+or by name in ``vislib.attribution.METHODS``.
+"""
+from .imputation import noisy_linear_imputation
+from .localisation import EnergyResult, PointingResult, dilate, energy_share, pointing_game
+from .perturbation import (DEFAULT_FRACTIONS, METRICS, PerturbationResult, compare_methods, format_summary,
+                           perturbation_metrics, pixel_perturbation, plot_curves, summarize)
+from .removal import (FILLS, check_fractions, dataset_mean, fill_pixels, pixel_count, random_mask, random_rank,
+                      removal_mask, saliency_rank)
+from .roar import RoarResult, default_settings, fresh_copy, plot_roar, roar
+from .sanity import (SIMILARITIES, SanityResult, cascading_randomization, independent_randomization, plot_sanity,
+                     randomization_steps, spearman_similarity, ssim_similarity)
+
+__all__ = [
+    "noisy_linear_imputation",
+    "EnergyResult", "PointingResult", "dilate", "energy_share", "pointing_game",
+    "DEFAULT_FRACTIONS", "METRICS", "PerturbationResult", "compare_methods", "format_summary",
+    "perturbation_metrics", "pixel_perturbation", "plot_curves", "summarize",
+    "FILLS", "check_fractions", "dataset_mean", "fill_pixels", "pixel_count", "random_mask", "random_rank",
+    "removal_mask", "saliency_rank",
+    "RoarResult", "default_settings", "fresh_copy", "plot_roar", "roar",
+    "SIMILARITIES", "SanityResult", "cascading_randomization", "independent_randomization", "plot_sanity",
+    "randomization_steps", "spearman_similarity", "ssim_similarity",
+]

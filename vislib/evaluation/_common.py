@@ -1,0 +1,115 @@
+"""Small helpers shared by the evaluation modules: methods by name, maps in batches, statistics."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..checks import check_images, check_maps
+
+Method = Union[str, Callable[..., Tensor]]
+
+
+def resolve_method(method: Method) -> tuple[str, Callable[..., Tensor]]:
+    """``(name, fn)`` for a method given as a callable or as a name of
+    ``vislib.attribution.METHODS`` (imported only when a name is given)."""
+    if isinstance(method, str):
+        try:
+            from ..attribution import METHODS
+        except ImportError as err:  # pragma: no cover - the package ships with vislib
+            raise ImportError(f"method {method!r} given by name, but vislib.attribution cannot be "
+                              f"imported ({err}); pass the method as a callable") from err
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; valid names: {sorted(METHODS)}, "
+                             "or pass a callable fn(model, images, target=None, **options)")
+        return method, METHODS[method]
+    if callable(method):
+        name = getattr(method, "__name__", None) or type(method).__name__
+        return name, method
+    raise TypeError(f"a method must be a name (str) or a callable fn(model, images, target=None), "
+                    f"got {type(method).__name__}")
+
+
+def method_name(method: Method) -> str:
+    return resolve_method(method)[0] if not isinstance(method, str) else method
+
+
+def compute_maps(
+    model: nn.Module,
+    images: Tensor,
+    method: Method,
+    target: Any = None,
+    *,
+    batch_size: int = 64,
+    options: dict | None = None,
+    progress: bool = False,
+    desc: str | None = None,
+) -> Tensor:
+    """Maps ``[N, H, W]`` (float32, CPU) of ``method`` for ``images``, computed ``batch_size``
+    images at a time on the model's device. ``target`` is None, an int, or N classes."""
+    name, fn = resolve_method(method)
+    check_images(images)
+    device = next((p.device for p in model.parameters()), images.device)
+    n = len(images)
+    if isinstance(target, (Tensor, Sequence)) and not isinstance(target, str):
+        target = torch.as_tensor(target).flatten()
+        if target.numel() == 1:
+            target = int(target.item())
+        elif target.numel() != n:
+            raise ValueError(f"target has {target.numel()} classes for {n} images")
+    outs = []
+    starts = range(0, n, batch_size)
+    for start in tqdm(starts, desc=desc or f"maps: {name}", disable=not progress, leave=False):
+        batch = images[start:start + batch_size].to(device)
+        t = target[start:start + batch_size].to(device) if isinstance(target, Tensor) else target
+        maps = fn(model, batch, target=t, **(options or {}))
+        check_maps(maps, batch, name=f"maps of method {name!r}")
+        outs.append(maps.detach().float().cpu())
+    return torch.cat(outs)
+
+
+def batched_logits(model: nn.Module, images: Tensor, batch_size: int) -> Tensor:
+    """Logits of ``images`` in chunks, under ``no_grad``, on the CPU (call with the model in eval)."""
+    device = next((p.device for p in model.parameters()), images.device)
+    with torch.no_grad():
+        return torch.cat([model(images[i:i + batch_size].to(device)).float().cpu()
+                          for i in range(0, len(images), batch_size)])
+
+
+def t_interval(values: Tensor, confidence: float = 0.95, dim: int = -1) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean and the two-sided Student-t confidence interval of the mean along ``dim``.
+
+    ``mean ± t_{(1+c)/2, n-1} · sd / sqrt(n)`` with the sample standard deviation (``n - 1``).
+    NaN values are left out (each slice its own ``n``); with fewer than 2 values the interval is NaN.
+    Returns ``(mean, low, high)``.
+    """
+    from scipy import stats
+
+    values = values.double()
+    valid = ~torch.isnan(values)
+    n = valid.sum(dim)
+    mean = torch.where(valid, values, 0.0).sum(dim) / n.clamp_min(1)
+    mean = torch.where(n > 0, mean, torch.nan)
+    centred = torch.where(valid, values - mean.unsqueeze(dim), 0.0)
+    sd = (centred.pow(2).sum(dim) / (n - 1).clamp_min(1)).sqrt()
+    t = torch.tensor(stats.t.ppf(0.5 + confidence / 2, (n - 1).clamp_min(1).numpy()), dtype=torch.float64)
+    half = torch.where(n > 1, t * sd / n.clamp_min(1).sqrt(), torch.nan)
+    return mean, mean - half, mean + half
+
+
+def format_rows(rows: Sequence[dict], columns: Sequence[str], floatfmt: str = ".4g") -> str:
+    """A plain-text table of ``rows`` (dicts) with the given columns (no pandas needed)."""
+    def cell(v):
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else format(v, floatfmt)
+        return str(v)
+
+    table = [[str(c) for c in columns]] + [[cell(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    lines = ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
