@@ -1,0 +1,123 @@
+"""vislib agrees with captum, pytorch-grad-cam and torch-cam: the agreement part of
+``benchmarks/compare.py`` on one tiny case (a width-4 course ResNet at 32 px, batch 2), so that
+the comparison cannot rot. Needs the peers (``make peers``; ``make test`` installs them).
+
+Where the definitions coincide the maps must be equal (``torch.allclose`` on raw maps, or on
+normalised maps where the peer only returns those); where they differ on purpose the maps must
+still be strongly correlated, and pytorch-grad-cam's FullGrad must be reproduced exactly from
+vislib's decomposition with its own (per-channel) post-processing.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("captum")
+pytest.importorskip("pytorch_grad_cam")
+pytest.importorskip("torchcam")
+
+from _tiny_models import randomize_batchnorm  # noqa: E402
+from vislib.models import course_model  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+COMPARE = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+
+
+def _load_compare():
+    spec = importlib.util.spec_from_file_location("vislib_benchmarks_compare", COMPARE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+compare = _load_compare()
+
+#: Every (method, peer) pair of the issue, plus the FullGrad row under grad-cam's definition.
+EXPECTED_PAIRS = {
+    ("gradient", "captum"), ("guided_backprop", "captum"), ("occlusion", "captum"),
+    ("gradcam", "captum"), ("guided_gradcam", "captum"),
+    ("gradcam", "grad-cam"), ("gradcam_pp", "grad-cam"), ("ablation_cam", "grad-cam"),
+    ("fullgrad", "grad-cam"), ("fullgrad (grad-cam def.)", "grad-cam"),
+    ("cam", "torch-cam"), ("gradcam", "torch-cam"), ("gradcam_pp", "torch-cam"),
+}
+
+#: Definitions that coincide up to the peer's post-processing (normalised at layer resolution,
+#: then cv2.resize): equal after normalising.
+CLOSE_AFTER_NORMALISING = {("gradcam", "grad-cam"), ("ablation_cam", "grad-cam")}
+
+#: Definitions that differ on purpose (see compare.NOTES): the smallest correlation accepted.
+DIFFERENT = {("gradcam_pp", "grad-cam"): 0.99, ("gradcam_pp", "torch-cam"): 0.9, ("fullgrad", "grad-cam"): 0.7}
+
+
+@pytest.fixture(scope="module")
+def case():
+    torch.manual_seed(0)
+    model = randomize_batchnorm(course_model("resnet", width=4)).eval()
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        classes = model(images).argmax(1)
+    return model, images, classes
+
+
+@pytest.fixture(scope="module")
+def rows(case):
+    model, images, classes = case
+    found = compare.agreement_rows(model, images, classes, "net.layer3", "net.fc", patch=8, stride=8)
+    return {(pair.method, pair.peer): (pair, agreement) for pair, agreement in found}
+
+
+def test_every_pair_is_compared(rows):
+    assert set(rows) == EXPECTED_PAIRS
+
+
+@pytest.mark.parametrize("key", sorted(k for k in EXPECTED_PAIRS if k not in CLOSE_AFTER_NORMALISING
+                                       and k not in DIFFERENT))
+def test_same_definition_same_map(rows, key):
+    pair, agreement = rows[key]
+    assert pair.exact, "this pair is declared as differing; move it to DIFFERENT with a reason"
+    assert agreement.exact, f"{key}: max |diff| of the normalised maps {agreement.max_diff:.2e}"
+    assert agreement.pearson > 0.9999
+
+
+@pytest.mark.parametrize("key", sorted(CLOSE_AFTER_NORMALISING))
+def test_same_definition_after_normalising(rows, key):
+    _, agreement = rows[key]
+    assert agreement.max_diff < 1e-3 and agreement.pearson > 0.9999
+
+
+@pytest.mark.parametrize("key", sorted(DIFFERENT))
+def test_different_definitions_still_agree_in_shape(rows, key):
+    pair, agreement = rows[key]
+    assert not pair.exact
+    assert agreement.pearson > DIFFERENT[key]
+
+
+def test_agreement_detects_a_difference(case):
+    # The comparison itself must be able to fail: swapping the images' maps breaks it.
+    model, images, classes = case
+    from vislib.attribution import gradient
+    maps = gradient(model, images, classes)
+    assert compare.agree(maps, maps.clone(), raw=True).exact
+    swapped = compare.agree(maps, maps.flip(0), raw=True)
+    assert not swapped.exact and swapped.max_diff > 0.1 and swapped.pearson < 0.9
+    assert not compare.agree(maps, maps * 1.01, raw=True).exact          # raw: scale matters
+    assert compare.agree(maps, maps * 1.01, raw=False).exact             # normalised: it does not
+
+
+def test_timing_row_and_table(case):
+    # The timing path of the benchmark (one repeat) runs and renders a table row.
+    model, images, classes = case
+    pair = next(p for p in compare.pairs(model, images, classes, "net.layer3", "net.fc", 8, 8,
+                                         peers=("torch-cam",), methods=["gradcam"]))
+    floor = compare.floors(model, images, classes, "net.layer3", 8, 8)[pair.floor]
+    (row,) = compare.measure("tiny", [pair], floor, len(images), repeats=1, min_time=0)
+    assert row.agreement.exact and row.t_vislib > 0 and row.t_peer > 0 and row.t_floor > 0
+    assert row.repeats == row.peer_repeats == 1
+    table = compare.markdown_table([row])
+    assert "| gradcam | torch-cam | 2 |" in table and table.count("\n") == 2
