@@ -47,6 +47,7 @@ models: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_attribution.py
 	$(PY) benchmarks/bench_perturbation.py
+	$(PY) benchmarks/compare.py
 
 clean:
 	rm -rf build figs/*.png figs/*.pdf .pytest_cache

@@ -23,9 +23,10 @@ classes, and the script prints one row per (method, peer):
 After the tables, a **targets** table checks the issue's speed targets (Grad-CAM within 1.1 x
 its floor and not slower than torch-cam; FullGrad within 1.5 x one forward + backward;
 Ablation-CAM at least 10 x faster than pytorch-grad-cam's; occlusion at least 0.9 x captum's
-speed). One extra row per model, ``fullgrad (grad-cam def.)``, rebuilds pytorch-grad-cam's
-FullGrad from vislib's decomposition (agreement only, not timed): it shows that the FullGrad
-disagreement is the post-processing, not the gradients.
+speed). Rows named ``... (peer def.)`` are agreement checks only (not timed): they rebuild the
+peer's own definition from vislib's gradients (pytorch-grad-cam's FullGrad from vislib's
+decomposition; both peers' Grad-CAM++ weights from the recorded layer and its gradient), so that a
+disagreement the notes explain is shown to be that difference and nothing else.
 
 Usage (the timings use the machine's default thread count; the header says which)::
 
@@ -68,7 +69,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vislib import attribution as A  # noqa: E402
-from vislib.hooks import frozen, get_layer  # noqa: E402
+from vislib.hooks import Recorder, frozen, get_layer  # noqa: E402
 from vislib.maps import normalize  # noqa: E402
 from vislib.models import Normalize  # noqa: E402
 
@@ -78,25 +79,29 @@ PEERS = ("captum", "grad-cam", "torch-cam")
 #: Why a pair's maps differ (or how they were made comparable); shown in the notes column.
 NOTES = {
     "sal": "captum Saliency(abs) per channel, reduced by max over colour like vislib",
-    "gbp": "captum GuidedBackprop per channel, reduced by max |.| over colour",
-    "ggc": "captum GuidedGradCam(interpolate_mode='bilinear'), reduced by max |.| over colour",
+    "gbp": "captum GuidedBackprop per channel, reduced by max abs over colour",
+    "ggc": "captum GuidedGradCam(interpolate_mode='bilinear'), reduced by max abs over colour",
     "lgc": "captum LayerGradCam(relu_attributions=True), upsampled bilinearly like vislib",
     "occ": "captum Occlusion, baseline = the Normalize mean colour (vislib fill='mean')",
-    "tc-cam": "torch-cam CAM has no ReLU (its docstring says ReLU): compared with vislib cam(relu=False); "
-              "raw layer map upsampled bilinearly",
-    "tc-gc": "torch-cam raw layer map (normalized=False) upsampled bilinearly",
-    "tc-gcpp": "torch-cam differs by a bug: alpha[mask].div_() divides a copy, so its alpha = g^2; "
-               "its denominator would also sum A*g^3 over space (vislib, paper eq. 19, "
-               "grad-cam: (sum A)*g^3)",
     "gc-gc": "grad-cam returns maps min-max normalised at layer resolution, then cv2.resize: compared normalised",
     "gc-gcpp": "as Grad-CAM, and eps=1e-6 in alpha's denominator, which vislib does not add (matters when "
                "g^2 is near 1e-6, as with these models' layer gradients)",
+    "gc-gcpp'": "Grad-CAM++ with grad-cam's eps=1e-6, computed from vislib's recorded A and dS/dA "
+                "(agreement only): confirms the note above",
     "gc-abl": "grad-cam returns normalised maps (as Grad-CAM); it would ablate with min-1e7 instead of 0 "
               "if the layer had no exact zero; it recomputes the layers before the target for every channel",
-    "gc-fg'": "grad-cam's FullGrad definition rebuilt from vislib's fullgrad_decomposition (per-channel "
-              "min-max, Conv2d/BatchNorm2d terms only): same gradients, the difference above is post-processing",
     "gc-fg": "grad-cam FullGrad differs on purpose: min-max per channel (vislib/reference: per layer "
              "over all channels), cv2 resizing (reference: align_corners=True), no Normalize bias term",
+    "gc-fg'": "grad-cam's FullGrad definition rebuilt from vislib's fullgrad_decomposition (per-channel "
+              "min-max, Conv2d/BatchNorm2d terms only): same gradients, the difference above is post-processing",
+    "tc-cam": "torch-cam CAM has no ReLU (its docstring says ReLU): compared with vislib cam(relu=False); "
+              "raw layer map upsampled bilinearly",
+    "tc-gc": "torch-cam raw layer map (normalized=False) upsampled bilinearly",
+    "tc-gcpp": "torch-cam differs by a bug: alpha[idx][mask].div_() divides a copy, so its alpha = g^2; "
+               "its denominator would also sum A*g^3 over space (vislib, paper eq. 19, "
+               "grad-cam: (sum A)*g^3)",
+    "tc-gcpp'": "Grad-CAM++ with torch-cam's alpha = g^2, computed from vislib's recorded A and dS/dA "
+                "(agreement only): confirms the note above",
 }
 
 
@@ -233,6 +238,9 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
                  raw=False, exact=False, floor="fwd+bwd@layer", note="gc-gc"))
         add(Pair("gradcam_pp", "grad-cam", lambda: A.gradcam_pp(model, x, classes, layer=layer), gc(GradCAMPlusPlus),
                  raw=False, exact=False, floor="fwd+bwd@layer", note="gc-gcpp"))
+        add(Pair("gradcam_pp (grad-cam def.)", "grad-cam",
+                 lambda: gradcam_pp_as("grad-cam", model, x, classes, layer_name), gc(GradCAMPlusPlus),
+                 raw=False, exact=True, floor="fwd+bwd@layer", note="gc-gcpp'", timed=False))
         add(Pair("ablation_cam", "grad-cam",
                  lambda: A.ablation_cam(model, x, classes, layer=layer, progress=False), gc(AblationCAM),
                  raw=False, exact=False, floor="fwd", note="gc-abl", slow=True))
@@ -265,6 +273,9 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
                  raw=True, exact=True, floor="fwd+bwd@layer", note="tc-gc"))
         add(Pair("gradcam_pp", "torch-cam", lambda: A.gradcam_pp(model, x, classes, layer=layer), tc(TGradCAMpp),
                  raw=True, exact=False, floor="fwd+bwd@layer", note="tc-gcpp"))
+        add(Pair("gradcam_pp (torch-cam def.)", "torch-cam",
+                 lambda: gradcam_pp_as("torch-cam", model, x, classes, layer_name), tc(TGradCAMpp),
+                 raw=True, exact=True, floor="fwd+bwd@layer", note="tc-gcpp'", timed=False))
     return out
 
 
@@ -292,6 +303,32 @@ def gradcam_style_fullgrad(model: nn.Module, images: Tensor, classes: Tensor) ->
         if kinds.get(key.split("[")[0]) in (nn.Conv2d, nn.BatchNorm2d) and term.dim() == 4:
             total = total + per_channel(term)
     return normalize(total)
+
+
+def gradcam_pp_as(peer: str, model: nn.Module, images: Tensor, classes: Tensor, layer: str) -> Tensor:
+    """Grad-CAM++ with the channel weights of ``peer``'s code, from ``A`` and ``dS/dA`` recorded with
+    :class:`vislib.hooks.Recorder`; ReLU and bilinear upsampling as vislib.
+
+    ``"grad-cam"``: ``alpha = g^2 / (2 g^2 + (sum_ab A) g^3 + 1e-6)`` where ``g != 0``
+    (``pytorch_grad_cam/grad_cam_plusplus.py``); ``"torch-cam"``: ``alpha = g^2``, because
+    ``alpha[idx][mask].div_(...)`` in ``torchcam/methods/gradient.py`` divides a copy made by
+    boolean indexing. Equal maps confirm the notes on why the peers differ from vislib.
+    """
+    with frozen(model), Recorder(model, [layer]) as rec:
+        x = images.detach().clone().requires_grad_()
+        logits = model(x)
+        act = rec.output(layer)
+        (g,) = torch.autograd.grad(logits.gather(1, classes[:, None]).sum(), act)
+    act = act.detach()
+    if peer == "grad-cam":
+        den = 2 * g**2 + act.sum(dim=(2, 3), keepdim=True) * g**3 + 1e-6
+        alpha = torch.where(g != 0, g**2 / den, torch.zeros_like(g))
+    elif peer == "torch-cam":
+        alpha = g**2
+    else:
+        raise ValueError(f"unknown peer {peer!r}")
+    weights = (alpha * g.clamp(min=0)).sum(dim=(2, 3))
+    return _up(torch.einsum("bk,bkhw->bhw", weights, act).clamp(min=0), tuple(images.shape[-2:]))
 
 
 # ------------------------------------------------------------------------------------ agreement
@@ -485,7 +522,7 @@ def target_lines(rows: list[Row]) -> list[str]:
 
 def markdown_table(rows: list[Row]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row_cells(r)) + " |" for r in rows]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row_cells(r)) + " |" for r in rows]
     return "\n".join(lines)
 
 
