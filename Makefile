@@ -44,7 +44,7 @@ lab: $(STAMP)
 models: $(STAMP)
 	$(PY) -m vislib.train vgg resnet
 
-bench: $(STAMP)
+bench: $(PEERS)
 	$(PY) benchmarks/bench_attribution.py
 	$(PY) benchmarks/bench_perturbation.py
 	$(PY) benchmarks/compare.py
