@@ -294,7 +294,9 @@ def make_shapes(n: int, size: int = 64, seed: int = 0, *, classes: Sequence[int]
 def course_split(split: str, size: int = 64, n: int | None = None) -> ShapesDataset:
     """The standard course split ``'train'``, ``'val'`` or ``'test'`` (fixed seeds, see SPLITS).
 
-    ``n`` takes only the first ``n`` images (the same images as the full split).
+    ``n`` generates only ``n`` images from the split's seed. They are NOT the first ``n`` images of
+    the full split (labels are drawn for all images first, so the random stream differs); use
+    ``course_split(split).subset(slice(0, n))`` for a prefix.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {sorted(SPLITS)}")
