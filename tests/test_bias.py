@@ -292,3 +292,18 @@ def test_load_bias_folder_with_and_without_gender(tmp_path):
     assert plain.groups == ("doctor", "nurse") and plain.labels.tolist() == [0, 1]
     with pytest.raises(FileNotFoundError, match="nurse"):
         load_bias_folder(tmp_path / "g" / "doctor")
+
+
+def test_drawing_options_plain_background_noise_and_cue_size():
+    base = make_bias_dataset("test", size=SIZE, seed=2)
+    plain = make_bias_dataset("test", size=SIZE, seed=2, background="plain")
+    for i in range(5):  # a plain background is the wall colour, everywhere
+        bg = plain.images[i].permute(1, 2, 0)[plain.parts["background"][i]]
+        assert torch.allclose(bg, torch.tensor(plain.params[i]["wall"], dtype=torch.float32).expand_as(bg))
+    noisy = make_bias_dataset("test", size=SIZE, seed=2, noise=0.05)
+    assert all(torch.equal(noisy.parts[k], base.parts[k]) for k in PARTS)  # noise leaves the masks alone
+    assert 0.01 < (noisy.images - base.images).abs().mean() < 0.06
+    big = make_bias_dataset("test", size=SIZE, seed=2, cue_size=1.5, accessories=False)
+    for part in ("stethoscope", "clipboard"):
+        assert big.parts[part].sum() > 1.5 * base.parts[part].sum()
+    assert not big.parts["accessories"].any()
