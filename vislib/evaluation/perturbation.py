@@ -300,7 +300,8 @@ def plot_curves(
     values = list(results.values() if isinstance(results, Mapping) else results)
     if not values:
         raise ValueError("no results to plot")
-    if ax is None:
+    own_figure = ax is None
+    if own_figure:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
     else:
         fig = ax.figure
@@ -321,5 +322,6 @@ def plot_curves(
                  f"({int(confidence * 100)} % CI)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    if own_figure:
+        fig.tight_layout()
     return fig

@@ -280,7 +280,8 @@ def plot_roar(result: RoarResult, *, ax=None):
     band of ±1 standard deviation over seeds; the random control dashed, chance dotted."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
+    own_figure = ax is None
+    if own_figure:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
     else:
         fig = ax.figure
@@ -301,7 +302,8 @@ def plot_roar(result: RoarResult, *, ax=None):
                  fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    if own_figure:
+        fig.tight_layout()
     return fig
 
 

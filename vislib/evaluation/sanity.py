@@ -263,7 +263,8 @@ def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, 
     import matplotlib.pyplot as plt
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    if axes is None:
+    own_figure = axes is None
+    if own_figure:
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
         axes = axes[0]
     else:
@@ -283,5 +284,6 @@ def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, 
         ax.set_title(f"{result.mode} randomisation: {metric}", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    if own_figure:
+        fig.tight_layout()
     return fig
