@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +58,17 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int =
     return (predict(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
 
 
+def _schedule(opt: torch.optim.Optimizer, lr: float, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """One-cycle learning rate (warm-up over the first quarter of the steps, then cosine decay).
+
+    A one-cycle schedule needs at least one step in each phase: with 4 steps or fewer its
+    warm-up phase is empty (torch divides by zero), so such tiny runs train at a constant ``lr``.
+    """
+    if steps <= 4:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.25)
+
+
 def train(
     model: nn.Module,
     images: Tensor,
@@ -85,8 +97,7 @@ def train(
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * math.ceil(len(images) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.25)
+    sched = _schedule(opt, lr, epochs * math.ceil(len(images) / batch_size))
     loss_fn = nn.CrossEntropyLoss()
     history = History()
     start = time.perf_counter()
@@ -127,22 +138,40 @@ RECIPES = {
 }
 
 
-def build_course_model(name: str, *, seed: int = 0, image_size: int = 64, progress: bool = True) -> dict:
-    """Train course model ``name`` from scratch, save it under ``data/models`` and update the manifest."""
+def initial_model(name: str, seed: int = 0) -> nn.Module:
+    """Course model ``name`` as its recipe builds it, with weights initialised from ``seed``.
+
+    torch seeds its global generator differently in every process, so an unseeded
+    initialisation would make every rebuild of a checkpoint a different network.
+    """
     from . import data, models
+
+    recipe = RECIPES[name]
+    torch.manual_seed(seed)
+    return models.course_model(recipe["arch"], len(data.SHAPE_CLASSES), **recipe["kwargs"])
+
+
+def build_course_model(name: str, *, seed: int = 0, image_size: int = 64, progress: bool = True,
+                       out: str | Path | None = None) -> dict:
+    """Train course model ``name`` from scratch, save it under ``out`` (default ``data/models``,
+    the committed checkpoints) and update the ``manifest.json`` there; return its entry."""
+    from . import data, models
+
+    folder = Path(out) if out is not None else models.MODELS_DIR
+    manifest_file = folder / models.MANIFEST.name
 
     if name not in RECIPES:
         raise ValueError(f"unknown course model {name!r}; valid: {sorted(RECIPES)}")
     recipe = RECIPES[name]
     train_ds = data.course_split("train", size=image_size)
     test_ds = data.course_split("test", size=image_size)
-    model = models.course_model(recipe["arch"], len(data.SHAPE_CLASSES), **recipe["kwargs"])
+    model = initial_model(name, seed)
     history = train(model, train_ds.images, train_ds.labels, epochs=recipe["epochs"], lr=recipe["lr"],
                     batch_size=recipe["batch_size"], seed=seed, progress=progress, desc=f"training {name}")
     acc = accuracy(model, test_ds.images, test_ds.labels)
-    models.MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     file = f"{name}.pt"
-    torch.save(model.state_dict(), models.MODELS_DIR / file)
+    torch.save(model.state_dict(), folder / file)
     entry = {
         "file": file,
         "arch": recipe["arch"],
@@ -162,9 +191,9 @@ def build_course_model(name: str, *, seed: int = 0, image_size: int = 64, progre
         "threads": torch.get_num_threads(),
         "command": f"python -m vislib.train {name}",
     }
-    man = models.manifest()
+    man = json.loads(manifest_file.read_text()) if manifest_file.exists() else {}
     man[name] = entry
-    models.MANIFEST.write_text(json.dumps(man, indent=2) + "\n")
+    manifest_file.write_text(json.dumps(man, indent=2) + "\n")
     return entry
 
 
@@ -172,9 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rebuild the committed course checkpoints.")
     parser.add_argument("names", nargs="+", choices=sorted(RECIPES))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None,
+                        help="folder for the checkpoints and their manifest (default: data/models, the committed ones)")
     args = parser.parse_args(argv)
     for name in args.names:
-        entry = build_course_model(name, seed=args.seed)
+        entry = build_course_model(name, seed=args.seed, out=args.out)
         print(f"{name}: test accuracy {entry['test_accuracy']:.4f}, {entry['train_seconds']:.0f} s")
     return 0
 
