@@ -235,6 +235,9 @@ def test_compare_methods_adds_the_random_baseline_and_plots():
     ax = fig.axes[0]
     assert len(ax.get_lines()) == 3 and "KL" in ax.get_title() and "black" in ax.get_title()
     assert ax.get_xlabel() and ax.get_ylabel()
+    colours = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()}
+    assert len(set(colours.values())) == 3                    # the unknown 'oracle' is not grey either
+    assert colours["random (2 seeds)"] == "#666666" and ax.get_lines()[2].get_linestyle() == "--"
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -37,6 +37,47 @@ HOUSE_STYLE = {
 CMAP = "inferno"
 CMAP_SIGNED = "RdBu_r"
 
+#: One colour per attribution method, the same in every curve of the course (pixel perturbation,
+#: ROAR, sanity checks), so a reader can compare figures. The nine methods of the evaluation
+#: notebook are all distinct; grey belongs to the random baseline alone.
+METHOD_COLOURS = {
+    "gradient": "tab:blue",
+    "input_x_gradient": "tab:cyan",
+    "guided_backprop": "tab:purple",
+    "gradcam": "tab:orange",
+    "gradcam_pp": "tab:red",
+    "fullgrad": "tab:green",
+    "simple_fullgrad": "tab:olive",
+    "sobel": "tab:brown",
+    "random": "0.4",
+    "occlusion": "black",
+    "cam": "goldenrod",
+    "guided_gradcam": "tab:pink",
+    "ablation_cam": "darkmagenta",
+}
+#: Colours for methods outside the table: tab10 without its grey, darker extras, then tab20's
+#: light shades (no grey among them). Cycles only after 23 unknown names in one plot.
+OTHER_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+                 "#17becf", "#000080", "#8b0000", "#006400", "#ff1493", "#4b0082", "#aec7e8", "#ffbb78",
+                 "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+
+
+def method_styles(methods: Sequence[str]) -> dict[str, dict]:
+    """Line style of each method in one curve plot: ``{method: {"color", "linestyle"}}``.
+
+    Methods of :data:`METHOD_COLOURS` keep their colour (also when written as an absolute value,
+    ``'|input_x_gradient|'``); any other name takes the next colour of :data:`OTHER_COLOURS` that
+    no method of this plot uses yet. Only ``'random'`` is grey and dashed.
+    """
+    known = {m: METHOD_COLOURS[m.strip("| ")] for m in methods if m.strip("| ") in METHOD_COLOURS}
+    taken = {mpl.colors.to_hex(c) for c in known.values()}
+    spare = iter([c for c in OTHER_COLOURS if c not in taken] * (len(methods) + 1))
+    styles = {}
+    for method in methods:
+        colour = known[method] if method in known else next(spare)
+        styles[method] = {"color": colour, "linestyle": "--" if method == "random" else "-"}
+    return styles
+
 
 def use_style() -> None:
     """Apply the house style to matplotlib globally (the notebooks call it once)."""

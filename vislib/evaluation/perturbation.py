@@ -305,10 +305,13 @@ def plot_curves(
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
     else:
         fig = ax.figure
+    from ..plot import method_styles
+
+    styles = method_styles([result.method for result in values])
     for result in values:
         mean, low, high = t_interval(result.values(metric), confidence, dim=1)
         x = (100 * result.fractions).numpy()
-        style = {"color": "0.4", "linestyle": "--"} if result.method == RANDOM else {}
+        style = styles[result.method]
         label = result.method + (f" ({result.n_seeds} seeds)" if result.per_seed is not None else "")
         (line,) = ax.plot(x, mean.numpy(), marker="o", markersize=3, label=label, **style)
         ax.fill_between(x, low.numpy(), high.numpy(), color=line.get_color(), alpha=0.15, linewidth=0)

@@ -262,6 +262,8 @@ def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, 
     step, one line per method; returns the figure."""
     import matplotlib.pyplot as plt
 
+    from ..plot import method_styles
+
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     own_figure = axes is None
     if own_figure:
@@ -272,9 +274,10 @@ def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, 
         fig = axes[0].figure
     x = np.arange(len(result.steps))
     for ax, metric in zip(axes, metrics):
+        styles = method_styles(result.methods)
         for method in result.methods:
             mean, low, high = t_interval(result.similarity[metric][method], 0.95, dim=1)
-            (line,) = ax.plot(x, mean.numpy(), marker="o", markersize=3, label=method)
+            (line,) = ax.plot(x, mean.numpy(), marker="o", markersize=3, label=method, **styles[method])
             ax.fill_between(x, low.numpy(), high.numpy(), color=line.get_color(), alpha=0.15, linewidth=0)
         ax.axhline(0, color="0.6", linewidth=0.8)
         ax.set_xticks(x)
