@@ -52,18 +52,22 @@ MethodSpec = Union[Method, tuple[Tensor, Tensor]]
 def default_settings() -> dict:
     """Sizes of the course's ROAR experiment, quick (``VISLIB_QUICK=1``) or full.
 
-    ``n_train``/``n_test`` images at ``image_size`` px, the width of the course VGG, the
-    fractions, the seeds and the training settings of every retraining. Quick mode must run
+    ``n_train``/``n_test`` images at ``image_size`` px, the width and dropout of the course VGG,
+    the fractions, the seeds and the training settings of every retraining. Quick mode must run
     well under a minute on a 2-core CPU; full mode in about ten minutes (3 methods + random).
+    Batch 32 at lr 5e-3 without dropout: the width-8 VGG reaches a much higher k = 0 accuracy on
+    2000 images this way than at batch 64, lr 3e-3 and dropout 0.3, and a weak reference model
+    makes every ROAR curve flat.
     """
     return {
         "image_size": 32,
         "n_train": quick(600, 2000),
         "n_test": quick(300, 500),
         "width": 8,
+        "dropout": 0.0,
         "fractions": quick((0.3, 0.7), (0.1, 0.3, 0.5, 0.7, 0.9)),
         "seeds": quick((0,), (0, 1)),
-        "train_kwargs": {"epochs": quick(3, 6), "batch_size": 64, "lr": 3e-3},
+        "train_kwargs": {"epochs": quick(3, 6), "batch_size": 32, "lr": 5e-3},
     }
 
 
@@ -286,10 +290,13 @@ def plot_roar(result: RoarResult, *, ax=None):
     else:
         fig = ax.figure
     x = (100 * result.fractions).numpy()
+    from ..plot import method_styles
+
+    styles = method_styles(result.methods)
     for method in result.methods:
         acc = result.accuracy[method]
         mean = acc.mean(1).numpy()
-        style = {"color": "0.4", "linestyle": "--"} if method == RANDOM else {}
+        style = styles[method]
         (line,) = ax.plot(x, mean, marker="o", markersize=3, label=method, **style)
         if acc.shape[1] > 1:
             sd = acc.std(1).numpy()
@@ -327,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     test_ds = data.course_split("test", size=s["image_size"], n=s["n_test"])
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    original = models.course_model("vgg", width=s["width"])
+    original = models.course_model("vgg", width=s["width"], dropout=s["dropout"])
     train(original, train_ds.images, train_ds.labels, seed=0, **{**s["train_kwargs"], "progress": False})
     print(f"original model: test accuracy {accuracy(original, test_ds.images, test_ds.labels):.3f}, "
           f"trained in {time.perf_counter() - t0:.1f} s")
