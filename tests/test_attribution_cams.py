@@ -55,10 +55,14 @@ def test_cam_on_course_resnet_and_clear_error_on_vgg():
     x = torch.rand(2, 3, 32, 32)
     h = w = 32 // 8  # stem, layer2 and layer3 have stride 2
     torch.testing.assert_close(A.cam(resnet, x), h * w * A.gradcam(resnet, x), rtol=1e-4, atol=1e-6)
-    with pytest.raises(ValueError, match="global average pooling"):
-        A.cam(course_model("vgg"), x)
-    with pytest.raises(ValueError, match="global average pooling"):
+    with pytest.raises(ValueError, match="ends in 3 linear layers .like a VGG.*use gradcam"):
+        A.cam(course_model("vgg"), x)          # VGG: three linear layers after the convolutions
+    with pytest.raises(ValueError, match="reads 64 features, not the 32 channel means of 'net.layer2'"):
         A.cam(resnet, x, layer="net.layer2")   # a layer whose mean is not what fc reads
+    same_width = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                               nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="input is not the spatial mean of '0'"):
+        A.cam(same_width, x, layer="0")        # right width, but not the pooled layer
     with pytest.raises(ValueError, match="no nn.Linear"):
         A.cam(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()), x)
 
@@ -93,14 +97,16 @@ def test_gradcam_pp_equals_a_loop_over_the_formula():
     assert got.abs().sum() > 0
 
 
-@pytest.mark.parametrize("batch_size", [3, None])
+# 8 channels at the CAM layer: 3 = chunks of 3 channels; 8 = one image per pass; 16 = two
+# images per pass (3 images: 2 + 1); 24 and None = all images in one pass.
+@pytest.mark.parametrize("batch_size", [3, 8, 16, 24, None])
 def test_ablation_cam_equals_a_loop_over_the_formula(batch_size):
-    model, x, classes = tiny_net(), tiny_images(2), torch.tensor([2, 0])
+    model, x, classes = tiny_net(), tiny_images(3), torch.tensor([2, 0, 4])
     with torch.no_grad():
         act = model.features(x)
         scores = model.head(act).gather(1, classes[:, None]).squeeze(1)
-        expected = torch.zeros(2, *act.shape[-2:], dtype=x.dtype)
-        for n in range(2):
+        expected = torch.zeros(3, *act.shape[-2:], dtype=x.dtype)
+        for n in range(3):
             for c in range(act.shape[1]):
                 ablated = act[n:n + 1].clone()
                 ablated[0, c] = 0
@@ -148,6 +154,23 @@ def test_ablation_cam_inside_residual_blocks(layer):
     got = A.ablation_cam(model, x, cls, layer=layer, batch_size=10)
     torch.testing.assert_close(got, expected)
     assert got.abs().sum() > 0 and hooks.hook_count(model) == 0
+
+
+@pytest.mark.parametrize("layer, passes", [("net.layer3.1.bn2", 1 + 1 + 3), ("net.layer3", 1 + 1)])
+def test_ablation_cam_batch_equals_one_by_one_with_and_without_a_skip_around_the_layer(layer, passes):
+    # Inside a block the residual path cannot join the copies of several images: one failed
+    # joint pass, then image by image. After the last block nothing joins: one joint pass.
+    torch.manual_seed(0)
+    model = course_model("resnet", width=6).double().eval()
+    x = torch.rand(3, 3, 16, 16, dtype=torch.float64)
+    calls = []
+    handle = model.normalize.register_forward_hook(lambda *args: calls.append(1))
+    batch = A.ablation_cam(model, x, layer=layer)            # 1 = the clean forward pass
+    handle.remove()
+    assert len(calls) == passes
+    singles = torch.cat([A.ablation_cam(model, x[i:i + 1], layer=layer) for i in range(3)])
+    torch.testing.assert_close(batch, singles)
+    assert batch.abs().sum() > 0 and hooks.hook_count(model) == 0
 
 
 def test_gradcam_backward_stops_at_its_layer():
