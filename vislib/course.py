@@ -27,10 +27,40 @@ def notebooks(selection: list[str] | None = None) -> list[Path]:
     return found
 
 
+def _repolling(get_msg, every: float = 1.0):
+    """``get_msg(timeout)`` of an async kernel channel, re-polled every ``every`` seconds.
+
+    nbclient waits for a cell's ``execute_reply`` with one poll of the shell socket for the whole
+    cell timeout. After a cell that displays widgets that poll sometimes never wakes up although
+    the reply has arrived (seen here about every other run of notebook 04: kernel idle, client
+    waiting; jupyter/nbclient#312). A fresh poll sees the waiting message at once, so we poll in
+    short steps until the caller's timeout is spent.
+    """
+    from queue import Empty
+
+    async def patient_get_msg(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = every if deadline is None else min(every, max(0.0, deadline - time.monotonic()))
+            try:
+                return await get_msg(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return patient_get_msg
+
+
 def run(paths: list[Path], timeout: int = 1800) -> list[tuple[str, float]]:
     """Execute each notebook with nbclient (cwd = notebooks/) and save the executed copy."""
     import nbformat
     from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            self.kc.shell_channel.get_msg = _repolling(self.kc.shell_channel.get_msg)
+            return kc
 
     EXECUTED.mkdir(parents=True, exist_ok=True)
     times = []
@@ -38,8 +68,8 @@ def run(paths: list[Path], timeout: int = 1800) -> list[tuple[str, float]]:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         print(f"running {path.name} ...", flush=True)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = Client(nb, timeout=timeout, kernel_name="python3",
+                        resources={"metadata": {"path": str(NOTEBOOKS)}})
         try:
             client.execute()
         finally:
