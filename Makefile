@@ -30,13 +30,13 @@ course: $(STAMP)
 	$(PY) -m vislib.course
 
 test: $(STAMP) $(PEERS)
-	VISLIB_QUICK=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	VISLIB_QUICK=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q
 
 notebooks: $(STAMP)
-	VISLIB_QUICK=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	VISLIB_QUICK=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
