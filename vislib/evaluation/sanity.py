@@ -286,7 +286,10 @@ def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, 
         ax.set_ylabel(SIMILARITY_LABELS[metric])
         ax.set_title(f"{result.mode} randomisation: {metric}", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    if own_figure:
-        fig.tight_layout()
+    if own_figure:                                   # one legend, outside the curves
+        fig.tight_layout(rect=(0, 0, 0.86, 1))
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.86, 0.5), fontsize=8, title="method")
+    else:
+        axes[0].legend(fontsize=8)
     return fig
