@@ -1,7 +1,10 @@
 # Two commands (see README.md):
 #   make course   run every notebook, write the report figures to figs/
-#   make test     unit tests + every notebook under nbval, in quick mode
+#   make test     unit tests, the exercises' checks and builds, every notebook under nbval and
+#                 nbgrader validate, every student notebook as built, all in quick mode
 # Both create the virtual environment .venv on first use.
+# Exercises: make student (student copies in build/student/), make lab (work in them),
+# make teacher (an nbgrader course folder in build/nbgrader/), make lab-teacher (the sources).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +12,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PEERS  := $(VENV)/.peers-stamp
 
-.PHONY: course test unit notebooks lab models bench clean peers
+.PHONY: course test unit notebooks lab lab-teacher student teacher models bench clean peers
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +41,18 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	VISLIB_QUICK=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
 
-lab: $(STAMP)
+# Student copies: solutions and model answers cleared by nbgrader's preprocessors. A copy the
+# student has changed is never overwritten (python -m vislib.exercises.build student --force does).
+student: $(STAMP)
+	$(PY) -m vislib.exercises.build student
+
+teacher: $(STAMP)
+	$(PY) -m vislib.exercises.build teacher
+
+lab: student
+	$(VENV)/bin/jupyter lab build/student
+
+lab-teacher: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
 models: $(STAMP)

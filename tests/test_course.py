@@ -43,3 +43,14 @@ def test_repolling_still_times_out():
     with pytest.raises(Empty):
         asyncio.run(course._repolling(channel.get_msg, every=0.02)(timeout=0.1))
     assert 0.1 <= time.monotonic() - start < 1
+
+
+def test_patient_kernel_clients_patches_every_client_and_restores_it():
+    from nbclient import NotebookClient
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    original = NotebookClient.async_start_new_kernel_client
+    with course.patient_kernel_clients():
+        assert NotebookClient.async_start_new_kernel_client is not original
+        assert ExecutePreprocessor.async_start_new_kernel_client is NotebookClient.async_start_new_kernel_client
+    assert NotebookClient.async_start_new_kernel_client is original

@@ -7,6 +7,7 @@ The first two notebooks of the course look at a trained network without any sali
   grid so that 2000 images of an early layer still fit in memory;
 * :func:`channel_stats` counts, per channel of a ReLU layer, on how many images the channel is
   never active (all zeros: "dead" on that image) or always active (the ReLU never clips);
+* :func:`filter_colour_share` measures how much of a first-layer filter only sees colour;
 * :func:`linear_templates` rewrites a linear classifier on normalised pixels as one image-shaped
   template per class in pixel space (CS231n's "template" view of a linear classifier);
 * :func:`penultimate_layer` names the layer whose output is the input of the last linear layer
@@ -212,6 +213,25 @@ def channel_stats(
             for name, acc in sums.items()}
 
 
+# --------------------------------------------------------------------------- first-layer filters
+def filter_colour_share(weights: Tensor) -> Tensor:
+    """Per filter, the share of its squared norm in its colour (spatial-mean) part.
+
+    A filter ``w [C_in, k, k]`` splits into its spatial mean per input channel ``m_c`` (the part
+    that only sees the patch's mean colour) and the rest (edges, spots). The share is
+
+        ``k² · Σ_c m_c² / Σ_{c,u,v} w[c, u, v]²``,
+
+    1 for a filter that is constant over positions, 0 for one whose every channel sums to zero,
+    about ``1 / k²`` for random weights. ``weights``: ``[C_out, C_in, k, k]``; returns ``[C_out]``.
+    """
+    if weights.dim() != 4:
+        raise ValueError(f"weights must be a conv weight [C_out, C_in, k, k], got shape {tuple(weights.shape)}")
+    spatial_mean = weights.mean(dim=(2, 3), keepdim=True)
+    colour = spatial_mean.expand_as(weights).pow(2).flatten(1).sum(1)
+    return colour / weights.pow(2).flatten(1).sum(1)
+
+
 # --------------------------------------------------------------------------- linear templates
 def linear_templates(model: nn.Module, image_shape: Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
     """A linear classifier on normalised pixels as per-class templates in pixel space.
@@ -401,5 +421,6 @@ def thumbnail_scatter(
     return ax
 
 
-__all__ = ["collect_activations", "penultimate_layer", "ChannelStats", "channel_stats", "linear_templates",
+__all__ = ["collect_activations", "penultimate_layer", "ChannelStats", "channel_stats", "filter_colour_share",
+           "linear_templates",
            "tsne_embedding", "knn_same_class", "spread_subset", "class_colours", "thumbnail_scatter"]

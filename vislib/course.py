@@ -9,8 +9,10 @@ The committed notebooks are never modified: executed copies (with their outputs)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import config
@@ -51,16 +53,33 @@ def _repolling(get_msg, every: float = 1.0):
     return patient_get_msg
 
 
+@contextlib.contextmanager
+def patient_kernel_clients() -> Iterator[None]:
+    """Within the block, every nbclient client (nbclient, nbconvert, nbgrader) re-polls the shell channel.
+
+    See :func:`_repolling`: without it a notebook with widgets can hang its executor. Used by
+    :func:`run`, and by the tests that execute notebooks through nbclient or nbgrader.
+    """
+    from nbclient import NotebookClient
+
+    original = NotebookClient.async_start_new_kernel_client
+
+    async def start(self):
+        kc = await original(self)
+        self.kc.shell_channel.get_msg = _repolling(self.kc.shell_channel.get_msg)
+        return kc
+
+    NotebookClient.async_start_new_kernel_client = start
+    try:
+        yield
+    finally:
+        NotebookClient.async_start_new_kernel_client = original
+
+
 def run(paths: list[Path], timeout: int = 1800) -> list[tuple[str, float]]:
     """Execute each notebook with nbclient (cwd = notebooks/) and save the executed copy."""
     import nbformat
     from nbclient import NotebookClient
-
-    class Client(NotebookClient):
-        async def async_start_new_kernel_client(self):
-            kc = await super().async_start_new_kernel_client()
-            self.kc.shell_channel.get_msg = _repolling(self.kc.shell_channel.get_msg)
-            return kc
 
     EXECUTED.mkdir(parents=True, exist_ok=True)
     times = []
@@ -68,10 +87,11 @@ def run(paths: list[Path], timeout: int = 1800) -> list[tuple[str, float]]:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         print(f"running {path.name} ...", flush=True)
-        client = Client(nb, timeout=timeout, kernel_name="python3",
-                        resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(NOTEBOOKS)}})
         try:
-            client.execute()
+            with patient_kernel_clients():
+                client.execute()
         finally:
             nbformat.write(nb, EXECUTED / path.name)
         times.append((path.name, time.perf_counter() - start))
