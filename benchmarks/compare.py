@@ -18,12 +18,16 @@ classes, and the script prints one row per (method, peer):
   input; ``fwd+bwd@layer`` one forward and a backward pass that stops at the CAM layer (Grad-CAM,
   Grad-CAM++); ``fwd`` one forward pass (CAM, Ablation-CAM, whose ablation passes come on top);
   ``occl fwds`` the forward passes occlusion needs (the clean batch plus one per window and
-  image, in chunks of the same size as vislib's).
+  image, in chunks of the same size as vislib's); ``fwd+bwd x n`` / ``fwd+bwd x steps``: n
+  (SmoothGrad's copies) or m (integrated gradients' steps) forward and backward passes of the
+  batch, in chunks of the same number of rows as vislib's (``GRAD_BATCH``).
 
 After the tables, a **targets** table checks the issue's speed targets (Grad-CAM within 1.1 x
 its floor and not slower than torch-cam; FullGrad within 1.5 x one forward + backward;
 Ablation-CAM at least 10 x faster than pytorch-grad-cam's; occlusion at least 0.9 x captum's
-speed). Rows named ``... (peer def.)`` are agreement checks only (not timed): they rebuild the
+speed; SmoothGrad with n copies and integrated gradients with m steps within 1.1 x n or m forward +
+backward passes batched the same way; Score-CAM at least 3 x faster than pytorch-grad-cam's at
+identical maps). Rows named ``... (peer def.)`` are agreement checks only (not timed): they rebuild the
 peer's own definition from vislib's gradients (pytorch-grad-cam's FullGrad from vislib's
 decomposition; both peers' Grad-CAM++ weights from the recorded layer and its gradient), so that a
 disagreement the notes explain is shown to be that difference and nothing else.
@@ -40,7 +44,8 @@ course ResNet and VGG (trained checkpoints from ``data/models``) at 64 px (batch
 pytorch-grad-cam's Ablation-CAM recomputes every layer before the target layer for each ablated
 channel (512 full forward passes per image on resnet18/vgg16_bn); it is timed with
 ``--slow-repeats`` runs (default 1: its first call, made after vislib's warm-up) and skipped on
-vgg16_bn unless ``--slow``.
+vgg16_bn unless ``--slow``. Score-CAM (both libraries) runs one full forward pass per channel and
+image (512 per image at 224 px): it is skipped on resnet18 and vgg16_bn unless ``--slow``.
 
 The peers install with ``make peers`` (``pip install -e '.[peers]'``); ``tests/test_peers.py``
 runs :func:`agreement_rows` on a tiny model so that this comparison cannot rot.
@@ -100,6 +105,22 @@ NOTES = {
     "tc-gcpp": "torch-cam differs by a bug: alpha[idx][mask].div_() divides a copy, so its alpha = g^2; "
                "its denominator would also sum A*g^3 over space (vislib, paper eq. 19, "
                "grad-cam: (sum A)*g^3)",
+    "ig": "captum IntegratedGradients(method='gausslegendre', same n_steps, black baseline, internal_batch_size "
+          "= vislib's batch_size), summed over colour like vislib",
+    "ig-trap'": "captum's riemann_trapezoid weights are 1/m halved at the ends (they sum to 1 - 1/m), vislib's "
+                "trapezoid 1/(m-1) (sum 1); vislib with captum's (nodes, weights) as rule (its nodes from a float32 "
+                "linspace) rebuilds captum's map (agreement only)",
+    "sg": "captum NoiseTunnel(Saliency(abs=False), nt_type='smoothgrad') with the noise it draws after "
+          "torch.manual_seed(0), passed to vislib as noise=; reduced by max abs over colour",
+    "gc-score": "vislib score_cam(weights='softmax', align_corners=True) is grad-cam's definition (softmax over "
+                "channels of the masked images' logits; vislib's default is the paper's increase over a black "
+                "image); grad-cam normalises (compared normalised); vislib skips the passes of constant channels",
+    "gc-xgc": "same definition (eps 1e-7 in both); grad-cam normalises: compared normalised",
+    "gc-lc": "same definition; grad-cam normalises: compared normalised",
+    "gc-hr": "same definition; grad-cam normalises: compared normalised",
+    "gc-eig": "differs on purpose in the sign of the principal component: vislib makes sum(v) >= 0, grad-cam "
+              "takes LAPACK's (arbitrary) sign; where the signs agree the maps are equal",
+    "gc-eig'": "EigenCAM with numpy's SVD sign, as grad-cam, from vislib's recorded layer (agreement only)",
     "tc-gcpp'": "Grad-CAM++ with torch-cam's alpha = g^2, computed from vislib's recorded A and dS/dA "
                 "(agreement only): confirms the note above",
 }
@@ -183,8 +204,15 @@ def _np_maps(maps, like: Tensor) -> Tensor:
     return torch.as_tensor(maps).to(like.device, torch.float32)
 
 
+#: SmoothGrad's copies and noise (pixel units), integrated gradients' steps, and the chunk size
+#: (rows of copies / steps per pass) of both, in vislib, captum and the floors.
+N_NOISE, NOISE_STD, N_STEPS, GRAD_BATCH = 25, 0.1, 32, 64
+
+
 def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc: str | None,
-          patch: int, stride: int, peers=PEERS, methods=None, occlusion_batch: int = 64) -> list[Pair]:
+          patch: int, stride: int, peers=PEERS, methods=None, occlusion_batch: int = 64,
+          n_noise: int = N_NOISE, noise_std: float = NOISE_STD, n_steps: int = N_STEPS,
+          grad_batch: int = GRAD_BATCH) -> list[Pair]:
     """Every (method, peer) pair that applies to this model, as closures over the same inputs."""
     x, size = images, tuple(images.shape[-2:])
     cls = classes.tolist()
@@ -215,6 +243,38 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
                  lambda: A.occlusion(model, x, classes, patch=patch, stride=stride, fill="mean",
                                      batch_size=occlusion_batch, progress=False),
                  captum_occlusion, raw=True, exact=True, floor="occl fwds", note="occ"))
+        from captum.attr import IntegratedGradients, NoiseTunnel
+
+        def captum_ig(method):
+            def run():
+                return IntegratedGradients(model).attribute(
+                    x, baselines=torch.zeros_like(x), target=classes, n_steps=n_steps, method=method,
+                    internal_batch_size=grad_batch).sum(1)
+            return run
+
+        def vislib_smoothgrad():
+            torch.manual_seed(0)      # captum's draw: torch.normal(0, stdev repeated to [B * n, 3, H, W])
+            noise = torch.normal(0, torch.tensor(noise_std, device=x.device).repeat((len(x) * n_noise, *x.shape[1:])))
+            return A.smoothgrad(model, x, classes, noise=noise.view(len(x), n_noise, *x.shape[1:]),
+                                batch_size=grad_batch)
+
+        def captum_smoothgrad():
+            torch.manual_seed(0)
+            return NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=n_noise,
+                                                          stdevs=noise_std, target=classes, abs=False).abs().amax(1)
+
+        add(Pair("integrated_gradients", "captum",
+                 lambda: A.integrated_gradients(model, x, classes, steps=n_steps, rule="gauss_legendre",
+                                                batch_size=grad_batch),
+                 captum_ig("gausslegendre"), raw=True, exact=True, floor="fwd+bwd x steps", note="ig"))
+        captum_trapezoid = (torch.linspace(0, 1, n_steps).double(),      # captum's float32 nodes, its weights
+                            torch.tensor([0.5] + [1.0] * (n_steps - 2) + [0.5], dtype=torch.float64) / n_steps)
+        add(Pair("integrated_gradients (trapezoid, captum def.)", "captum",
+                 lambda: A.integrated_gradients(model, x, classes, rule=captum_trapezoid, batch_size=grad_batch),
+                 captum_ig("riemann_trapezoid"), raw=True, exact=True, floor="fwd+bwd x steps", note="ig-trap'",
+                 timed=False))
+        add(Pair("smoothgrad", "captum", vislib_smoothgrad, captum_smoothgrad, raw=True, exact=True,
+                 floor="fwd+bwd x n", note="sg"))
         add(Pair("gradcam", "captum", lambda: A.gradcam(model, x, classes, layer=layer),
                  lambda: _up(LayerGradCam(model, layer).attribute(x, target=classes, relu_attributions=True)[:, 0],
                              size),
@@ -225,7 +285,8 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
                  raw=True, exact=True, floor="fwd+bwd", note="ggc"))
 
     if "grad-cam" in peers:
-        from pytorch_grad_cam import AblationCAM, FullGrad, GradCAM, GradCAMPlusPlus
+        from pytorch_grad_cam import (AblationCAM, EigenCAM, FullGrad, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM,
+                                      ScoreCAM, XGradCAM)
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
         def gc(cls_):
@@ -246,6 +307,20 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
                  raw=False, exact=False, floor="fwd", note="gc-abl", slow=True))
         add(Pair("fullgrad", "grad-cam", lambda: A.fullgrad(model, x, classes), gc(FullGrad),
                  raw=False, exact=False, floor="fwd+bwd", note="gc-fg"))
+        add(Pair("score_cam", "grad-cam",
+                 lambda: A.score_cam(model, x, classes, layer=layer, weights="softmax", align_corners=True,
+                                     progress=False), gc(ScoreCAM),
+                 raw=False, exact=False, floor="fwd", note="gc-score"))
+        add(Pair("xgradcam", "grad-cam", lambda: A.xgradcam(model, x, classes, layer=layer), gc(XGradCAM),
+                 raw=False, exact=False, floor="fwd+bwd@layer", note="gc-xgc"))
+        add(Pair("layercam", "grad-cam", lambda: A.layercam(model, x, classes, layer=layer), gc(LayerCAM),
+                 raw=False, exact=False, floor="fwd+bwd@layer", note="gc-lc"))
+        add(Pair("hirescam", "grad-cam", lambda: A.hirescam(model, x, classes, layer=layer), gc(HiResCAM),
+                 raw=False, exact=False, floor="fwd+bwd@layer", note="gc-hr"))
+        add(Pair("eigencam", "grad-cam", lambda: A.eigencam(model, x, classes, layer=layer), gc(EigenCAM),
+                 raw=False, exact=False, floor="fwd", note="gc-eig"))
+        add(Pair("eigencam (grad-cam def.)", "grad-cam", lambda: eigencam_as_gradcam(model, x, layer_name),
+                 gc(EigenCAM), raw=False, exact=False, floor="fwd", note="gc-eig'", timed=False))
         add(Pair("fullgrad (grad-cam def.)", "grad-cam", lambda: gradcam_style_fullgrad(model, x, classes), gc(FullGrad),
                  raw=False, exact=True, floor="fwd+bwd", note="gc-fg'", timed=False))
 
@@ -303,6 +378,20 @@ def gradcam_style_fullgrad(model: nn.Module, images: Tensor, classes: Tensor) ->
         if kinds.get(key.split("[")[0]) in (nn.Conv2d, nn.BatchNorm2d) and term.dim() == 4:
             total = total + per_channel(term)
     return normalize(total)
+
+
+def eigencam_as_gradcam(model: nn.Module, images: Tensor, layer: str) -> Tensor:
+    """EigenCAM with pytorch-grad-cam's sign: numpy's SVD of the centred float32 activations
+    (``pytorch_grad_cam/utils/svd_on_activations.py``), ReLU, upsampled like vislib."""
+    import numpy as np
+
+    act = A.core.layer_pass(model, images, None, layer, gradients=False).activations.float().cpu().numpy()
+    maps = []
+    for a in act:
+        points = a.reshape(a.shape[0], -1).T
+        points = points - points.mean(axis=0)
+        maps.append((points @ np.linalg.svd(points, full_matrices=True)[2][0]).reshape(a.shape[1:]))
+    return _up(torch.as_tensor(np.float32(maps)).clamp(min=0), tuple(images.shape[-2:])).to(images.device)
 
 
 def gradcam_pp_as(peer: str, model: nn.Module, images: Tensor, classes: Tensor, layer: str) -> Tensor:
@@ -375,7 +464,8 @@ def agreement_rows(model: nn.Module, images: Tensor, classes: Tensor, layer: str
 
 # ------------------------------------------------------------------------------------ floors
 def floors(model: nn.Module, x: Tensor, classes: Tensor, layer: str, patch: int, stride: int,
-           occlusion_batch: int = 64) -> dict[str, Callable[[], object]]:
+           occlusion_batch: int = 64, n_noise: int = N_NOISE, n_steps: int = N_STEPS,
+           grad_batch: int = GRAD_BATCH) -> dict[str, Callable[[], object]]:
     """The least work each method needs, in plain torch (parameters frozen, eval mode)."""
     module = get_layer(model, layer)[1]
     n_windows = ((x.shape[-2] - patch + stride - 1) // stride + 1) * ((x.shape[-1] - patch + stride - 1) // stride + 1)
@@ -412,7 +502,20 @@ def floors(model: nn.Module, x: Tensor, classes: Tensor, layer: str, patch: int,
             for start in range(0, n_occl, occlusion_batch):
                 model(chunk[:min(occlusion_batch, n_occl - start)])
 
-    return {"fwd+bwd": fwd_bwd, "fwd+bwd@layer": fwd_bwd_layer, "fwd": fwd, "occl fwds": occl_fwds}
+    def fwd_bwd_times(n: int):
+        """n forward + backward passes of the batch, as chunks of ``grad_batch`` rows (image, copy)."""
+        rows = torch.arange(len(x) * n) // n
+
+        def run():
+            with frozen(model):
+                for start in range(0, len(rows), grad_batch):
+                    b = rows[start:start + grad_batch].to(x.device)
+                    xr = x[b].detach().clone().requires_grad_()
+                    torch.autograd.grad(model(xr).gather(1, classes[b, None]).sum(), xr)
+        return run
+
+    return {"fwd+bwd": fwd_bwd, "fwd+bwd@layer": fwd_bwd_layer, "fwd": fwd, "occl fwds": occl_fwds,
+            "fwd+bwd x n": fwd_bwd_times(n_noise), "fwd+bwd x steps": fwd_bwd_times(n_steps)}
 
 
 # ------------------------------------------------------------------------------------ timing
@@ -503,6 +606,9 @@ TARGETS = [
     ("fullgrad", "grad-cam", "peer/floor", None, "pytorch-grad-cam's FullGrad / one fwd+bwd (context)"),
     ("ablation_cam", "grad-cam", "vislib/peer", 0.1, "Ablation-CAM at least 10 x faster than pytorch-grad-cam"),
     ("occlusion", "captum", "vislib/peer", 1 / 0.9, "occlusion at least 0.9 x captum's speed (time ratio <= 1.11)"),
+    ("smoothgrad", "captum", "vislib/floor", 1.1, f"SmoothGrad within 1.1 x {N_NOISE} fwd+bwd (same chunks)"),
+    ("integrated_gradients", "captum", "vislib/floor", 1.1, f"IG within 1.1 x {N_STEPS} fwd+bwd (same chunks)"),
+    ("score_cam", "grad-cam", "vislib/peer", 1 / 3, "Score-CAM at least 3 x faster than pytorch-grad-cam"),
 ]
 
 
@@ -604,7 +710,8 @@ def main(argv=None) -> None:
         fl = floors(model, x, classes, spec.layer, spec.patch, spec.stride)
         groups: dict[str, list[Pair]] = {}
         for pair in pairs(model, x, classes, spec.layer, spec.fc, spec.patch, spec.stride, args.peers, args.methods):
-            if pair.slow and name == "vgg16_bn" and not args.slow:
+            if not args.slow and ((pair.slow and name == "vgg16_bn")
+                                  or (pair.method == "score_cam" and name in ("resnet18", "vgg16_bn"))):
                 print(f"  {name}: {pair.method} vs {pair.peer} skipped (minutes per call; --slow runs it)")
                 continue
             groups.setdefault(pair.method, []).append(pair)

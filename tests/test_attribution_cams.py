@@ -195,3 +195,23 @@ def test_default_layers():
     torch.testing.assert_close(A.gradcam(resnet, x), A.gradcam(resnet, x, layer=resnet.net.layer3))
     with pytest.raises(ValueError, match="feature maps"):
         A.gradcam(resnet, x, layer="net.fc")
+
+
+def test_channel_weight_functions_by_hand_and_inside_the_maps():
+    # Grad-CAM: the mean gradient. Grad-CAM++ on hand-computed channels: sum A = 0 gives alpha = 1/2;
+    # 2 g^2 + (sum A) g^3 = 0 (g = -1/2, sum A = 4) and g = 0 give alpha = 0, not NaN.
+    A_ = torch.tensor([[[[1.0, -1.0]], [[3.0, 1.0]], [[2.0, 5.0]]]], dtype=torch.float64)   # [1, 3, 1, 2]
+    g = torch.tensor([[[[0.4, 0.2]], [[-0.5, 2.0]], [[0.0, 1.0]]]], dtype=torch.float64)
+    torch.testing.assert_close(A.gradcam_weights(g), torch.tensor([[0.3, 0.75, 0.5]], dtype=torch.float64))
+    alpha_sum_a_4 = 2.0**2 / (2 * 2.0**2 + 4 * 2.0**3)                 # channel 1, position 1
+    alpha_sum_a_7 = 1.0 / (2 + 7)                                         # channel 2, position 1
+    expected = torch.tensor([[0.5 * 0.4 + 0.5 * 0.2, alpha_sum_a_4 * 2.0, alpha_sum_a_7 * 1.0]], dtype=torch.float64)
+    got = A.gradcam_pp_weights(A_, g)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, expected)
+    # The maps are weighted_map(A, weights) of the layer's A and dS/dA.
+    model, x, classes = tiny_net(), tiny_images(2), torch.tensor([1, 3])
+    act, grad = activations_and_gradients(model, x, classes)
+    torch.testing.assert_close(A.gradcam(model, x, classes), A.weighted_map(act, A.gradcam_weights(grad), (12, 12)))
+    torch.testing.assert_close(A.gradcam_pp(model, x, classes),
+                               A.weighted_map(act, A.gradcam_pp_weights(act, grad), (12, 12)))

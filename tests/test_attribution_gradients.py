@@ -136,3 +136,23 @@ def test_neuron_gradient_matches_direct_autograd():
     with pytest.raises(ValueError, match="valid layer names"):
         A.neuron_gradient(model, x, "nope", 0)
     assert hooks.hook_count(model) == 0
+
+
+# --------------------------------------------------------------------------- ReLU backward rules
+def test_relu_backward_rules_on_five_numbers_and_against_autograd():
+    h = torch.tensor([1.0, -1.0, 5.0, -3.0, 2.0, 0.0])
+    g = torch.tensor([-2.0, 3.0, -1.0, 4.0, 3.0, 1.0])
+    # By hand (Springenberg et al. 2015, Table 1); at h = 0 the unit is inactive.
+    assert (A.relu_backward(h, g, "backprop") + 0.0).tolist() == [-2.0, 0.0, -1.0, 0.0, 3.0, 0.0]
+    assert (A.relu_backward(h, g, "deconvnet") + 0.0).tolist() == [0.0, 3.0, 0.0, 4.0, 3.0, 1.0]
+    assert (A.relu_backward(h, g, "guided") + 0.0).tolist() == [0.0, 0.0, 0.0, 0.0, 3.0, 0.0]
+    # "backprop" is the true gradient of the ReLU.
+    gen = torch.Generator().manual_seed(0)
+    h2 = torch.randn(4, 7, generator=gen, dtype=torch.float64, requires_grad=True)
+    g2 = torch.randn(4, 7, generator=gen, dtype=torch.float64)
+    (true,) = torch.autograd.grad(torch.relu(h2), h2, g2)
+    assert torch.equal(A.relu_backward(h2.detach(), g2, "backprop"), true)
+    out = A.relu_backward(h2.detach(), g2, "deconvnet")
+    assert out.data_ptr() != g2.data_ptr()           # a new tensor: g is never returned itself
+    with pytest.raises(ValueError, match="rule"):
+        A.relu_backward(h, g, "zeiler")

@@ -8,7 +8,8 @@ import torch
 
 from _tiny_models import LinearNet, tiny_images, tiny_net
 from vislib import attribution as A
-from vislib.attribution.occlusion import gaussian_blur
+from vislib.attribution.core import gaussian_blur
+from vislib.attribution.occlusion import average_over_windows, window_count, window_drops, window_masks
 from vislib.models import with_normalization
 
 
@@ -101,6 +102,55 @@ def test_stride_larger_than_patch_leaves_uncovered_pixels_at_zero():
     expected[:, 1::2, :] = 0
     expected[:, :, 1::2] = 0
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("size, patch, stride, n", [(64, 8, 4, 15), (10, 4, 4, 3), (7, 3, 2, 3), (8, 8, 4, 1),
+                                                     (5, 8, 2, 1), (9, 1, 1, 9), (8, 2, 3, 3)])
+def test_window_count_by_hand(size, patch, stride, n):
+    """Windows start at 0, s, 2s, ... until one reaches the border (10, 4, 4: at 0, 4 and 8, the last clipped)."""
+    assert window_count(size, patch, stride) == n == len(window_masks(size, patch, stride))
+    with pytest.raises(ValueError, match="stride"):
+        window_count(size, patch, 0)
+
+
+def test_window_drops_are_the_closed_form_of_a_linear_model():
+    """For S = W x + b the drop of a window is sum_window W[c] (x - fill): one value per window."""
+    size = 7
+    model, x = linear_model(size, seed=2), tiny_images(2, size)
+    drops = window_drops(model, x, [1, 2], patch=3, stride=2, fill=0.25, batch_size=5)
+    assert drops.shape == (2, 3, 3) and drops.dtype == x.dtype
+    for b, cls in enumerate((1, 2)):
+        contribution = (model.fc.weight.detach()[cls].view(3, size, size) * (x[b] - 0.25)).sum(0)
+        for r in range(3):
+            for c in range(3):
+                expected = contribution[2 * r:2 * r + 3, 2 * c:2 * c + 3].sum()
+                torch.testing.assert_close(drops[b, r, c], expected)
+    torch.testing.assert_close(window_drops(model, x, [1, 2], patch=3, stride=2, fill=0.25, batch_size=1), drops)
+
+
+@pytest.mark.parametrize("patch, stride", [(3, 2), ((2, 4), (1, 3)), (2, 3), (9, 1)])
+def test_occlusion_is_the_average_of_the_window_drops(patch, stride):
+    size = 7
+    model, x = linear_model(size, seed=1), tiny_images(2, size)
+    drops = window_drops(model, x, [0, 2], patch=patch, stride=stride, fill="black")
+    torch.testing.assert_close(average_over_windows(drops, size, size, patch, stride),
+                               A.occlusion(model, x, [0, 2], patch=patch, stride=stride, fill="black"))
+
+
+def test_average_over_windows_by_hand():
+    # Every drop 1: the mean is 1 wherever a window covers the pixel, 0 where none does.
+    ones = torch.ones(3, 3, dtype=torch.float64)
+    got = average_over_windows(ones, 8, 8, 2, 3)                 # windows at 0, 3, 6: rows 2 and 5 uncovered
+    expected = torch.ones(8, 8, dtype=torch.float64)
+    expected[[2, 5]] = 0
+    expected[:, [2, 5]] = 0
+    torch.testing.assert_close(got, expected)
+    # One row of windows, patch 2, stride 1, along a side of 3: pixel 1 is covered by windows 0 and 1.
+    drops = torch.tensor([[4.0, 2.0]], dtype=torch.float64)
+    torch.testing.assert_close(average_over_windows(drops, 1, 3, (1, 2), 1),
+                               torch.tensor([[4.0, 3.0, 2.0]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="do not match"):
+        average_over_windows(torch.ones(2, 2), 8, 8, 2, 3)
 
 
 def test_bad_occlusion_options():

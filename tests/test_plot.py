@@ -43,3 +43,35 @@ def test_an_absolute_value_variant_keeps_the_colour_of_its_method():
     styles = plot.method_styles(["input_x_gradient", "|input_x_gradient|", "mine"])
     assert styles["|input_x_gradient|"] == styles["input_x_gradient"]
     assert styles["mine"]["color"] != styles["input_x_gradient"]["color"]
+
+
+#: Machado, Oliveira & Fernandes (2009) matrices (severity 1) on linear RGB.
+CVD = {
+    "protanopia": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998)),
+    "deuteranopia": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881)),
+    "tritanopia": ((1.255528, -0.076749, -0.178779), (-0.078411, 0.930809, 0.147602), (0.004733, 0.691367, 0.303900)),
+}
+
+
+def lab(rgb):
+    """sRGB in [0, 1] (rows) -> CIELAB (D65)."""
+    import numpy as np
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = lin @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+def test_method_colours_stay_apart_for_colour_blind_readers():
+    import numpy as np
+    names = list(plot.METHOD_COLOURS)
+    rgb = np.array([matplotlib.colors.to_rgb(plot.METHOD_COLOURS[n]) for n in names])
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    for vision, matrix in [("normal", np.eye(3))] + [(k, np.array(m)) for k, m in CVD.items()]:
+        sim = np.clip(lin @ matrix.T, 0, 1)
+        srgb = np.where(sim <= 0.0031308, sim * 12.92, 1.055 * sim ** (1 / 2.4) - 0.055)
+        d = np.linalg.norm(lab(srgb)[:, None] - lab(srgb)[None], axis=-1) + np.eye(len(names)) * 1e9
+        i, j = np.unravel_index(d.argmin(), d.shape)
+        assert d.min() >= 8, f"{vision}: {names[i]} and {names[j]} are only Delta E {d.min():.1f} apart"
+    assert all(lab(rgb[i:i + 1])[0, 0] <= 80 for i in range(len(names))), "a colour too light for a line on white"

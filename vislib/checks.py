@@ -88,9 +88,21 @@ def check_logits(logits: Tensor) -> Tensor:
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a parameter-free model)."""
+    """The device of the model's first parameter or buffer (CPU for a parameter-free model).
+
+    With :func:`model_dtype` the one place that says where and in what precision a model runs;
+    every vislib function that moves images to a model asks these two.
+    """
     for t in model.parameters():
         return t.device
     for t in model.buffers():
         return t.device
     return torch.device("cpu")
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's first floating parameter or buffer (float32 if none)."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32

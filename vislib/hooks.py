@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Union
 
 import torch
@@ -206,46 +207,71 @@ def frozen(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Module]:
         yield model
 
 
-_POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+@dataclass
+class Call:
+    """One module call seen by :func:`trial_forward`, in the order the calls finished."""
+
+    name: str              #: dotted name of the module
+    module: nn.Module
+    inputs: tuple          #: the positional inputs the module received
+    output: object         #: what it returned
+
+
+def trial_forward(model: nn.Module, *, size: int | None = None, default_size: int = 224) -> list[Call]:
+    """Run ``model`` once on a zero image and return every sub-module call, in finishing order.
+
+    The one probe pass behind :func:`default_layer` and
+    :func:`vislib.activations.penultimate_layer`: a ``[1, 3, s, s]`` zero image with
+    ``s = size``, else the model's ``vislib_input_size`` attribute, else ``default_size``, on the
+    model's device and in its dtype (:func:`vislib.checks.model_device`,
+    :func:`vislib.checks.model_dtype`), in eval mode under ``no_grad``. The model's flags are
+    restored and the hooks removed, also when the pass raises. A container finishes after its
+    children, so it comes after them in the list.
+    """
+    from .checks import model_device, model_dtype
+
+    calls: list[Call] = []
+
+    def probe(name):
+        def hook(module, inputs, output):
+            calls.append(Call(name, module, inputs, output))
+        return hook
+
+    side = size if size is not None else getattr(model, "vislib_input_size", default_size)
+    handles = []
+    try:
+        handles = [m.register_forward_hook(probe(n)) for n, m in model.named_modules() if n]
+        with torch.no_grad(), preserve_state(model):
+            model.eval()
+            model(torch.zeros(1, 3, side, side, device=model_device(model), dtype=model_dtype(model)))
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
+
+
+_POOLING = (nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 def default_layer(model: nn.Module) -> str:
     """The last layer that outputs a spatial map: the default for CAM-style methods.
 
     A model may name it in an attribute ``vislib_default_layer`` (the course models do).
-    Otherwise a probe forward pass finds, in execution order, the last module whose output is
-    a 4-D tensor larger than 1x1 that is not the output of a pooling layer. For a torchvision
+    Otherwise a probe forward pass (:func:`trial_forward`, 224 px unless the model's
+    ``vislib_input_size`` says otherwise) finds, in execution order, the last module whose output
+    is a 4-D tensor larger than 1x1 that is not the output of a pooling layer. For a torchvision
     ResNet that is ``'layer4'`` (after the last residual addition and ReLU), for VGG-16 the
     last ReLU of ``features`` (``'features.29'``), before the final max-pool.
     """
     attr = getattr(model, "vislib_default_layer", None)
     if attr is not None:
         return attr
-    calls: list[tuple[str, nn.Module, Tensor]] = []
-
-    def probe(name):
-        def hook(module, inputs, output):
-            if isinstance(output, Tensor):
-                calls.append((name, module, output))
-        return hook
-
-    handles = [m.register_forward_hook(probe(n)) for n, m in model.named_modules() if n]
-    try:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-        dtype = param.dtype if param is not None else torch.float32
-        size = getattr(model, "vislib_input_size", 224)
-        with torch.no_grad(), preserve_state(model):
-            model.eval()
-            model(torch.zeros(1, 3, size, size, device=device, dtype=dtype))
-    finally:
-        for h in handles:
-            h.remove()
-    pooled = {id(out) for _, module, out in calls if isinstance(module, _POOLING)}
+    calls = [c for c in trial_forward(model, default_size=224) if isinstance(c.output, Tensor)]
+    pooled = {id(c.output) for c in calls if isinstance(c.module, _POOLING)}
     candidates = [
-        name for name, module, out in calls
-        if out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1
-        and not isinstance(module, _POOLING) and id(out) not in pooled
+        c.name for c in calls
+        if c.output.dim() == 4 and c.output.shape[-1] * c.output.shape[-2] > 1
+        and not isinstance(c.module, _POOLING) and id(c.output) not in pooled
     ]
     if not candidates:
         raise ValueError("the model has no layer with a spatial (4-D, larger than 1x1) output; "

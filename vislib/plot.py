@@ -15,6 +15,7 @@ import numpy as np
 from torch import Tensor
 
 from . import config
+from .attribution.catalogue import CATALOGUE
 from .maps import normalize
 
 #: The house style: readable at report size, no top/right spines, tight layout.
@@ -38,23 +39,10 @@ CMAP = "inferno"
 CMAP_SIGNED = "RdBu_r"
 
 #: One colour per attribution method, the same in every curve of the course (pixel perturbation,
-#: ROAR, sanity checks), so a reader can compare figures. The nine methods of the evaluation
-#: notebook are all distinct; grey belongs to the random baseline alone.
-METHOD_COLOURS = {
-    "gradient": "tab:blue",
-    "input_x_gradient": "tab:cyan",
-    "guided_backprop": "tab:purple",
-    "gradcam": "tab:orange",
-    "gradcam_pp": "tab:red",
-    "fullgrad": "tab:green",
-    "simple_fullgrad": "tab:olive",
-    "sobel": "tab:brown",
-    "random": "0.4",
-    "occlusion": "black",
-    "cam": "goldenrod",
-    "guided_gradcam": "tab:pink",
-    "ablation_cam": "darkmagenta",
-}
+#: ROAR, sanity checks), so a reader can compare figures: derived from the method catalogue
+#: (:data:`vislib.attribution.CATALOGUE`, colour-blind-safe palettes), all distinct; grey belongs
+#: to the random baseline alone.
+METHOD_COLOURS = {r.name: r.colour for r in CATALOGUE}
 #: Colours for methods outside the table: tab10 without its grey, darker extras, then tab20's
 #: light shades (no grey among them). Cycles only after 23 unknown names in one plot.
 OTHER_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",

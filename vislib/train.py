@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from . import config
+from .checks import model_device
+from .progress import progress_bar
 
 
 @dataclass
@@ -44,7 +44,7 @@ def predict(model: nn.Module, images: Tensor, batch_size: int = 512) -> Tensor:
     """Logits of ``model`` (in eval mode) for ``images``, computed in batches."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     try:
         outs = [model(images[i:i + batch_size].to(device)).float().cpu()
                 for i in range(0, len(images), batch_size)]
@@ -94,14 +94,14 @@ def train(
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     gen = seed_everything(seed)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else model_device(model)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = _schedule(opt, lr, epochs * math.ceil(len(images) / batch_size))
     loss_fn = nn.CrossEntropyLoss()
     history = History()
     start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(epochs), progress=progress, desc=desc)
     for _ in bar:
         model.train()
         order = torch.randperm(len(images), generator=gen)

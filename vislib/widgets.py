@@ -14,18 +14,14 @@ import torch
 from torch import Tensor, nn
 
 from . import attribution
+from .checks import model_device
 from .hooks import default_layer
 from .maps import normalize
 from .plot import overlay, show_image
 
-#: Method names the Grad-CAM explorer offers, with their display names.
-CAM_METHODS = {
-    "gradcam": "Grad-CAM",
-    "gradcam_pp": "Grad-CAM++",
-    "ablation_cam": "Ablation-CAM",
-    "guided_gradcam": "Guided Grad-CAM",
-    "cam": "CAM",
-}
+#: Method names the Grad-CAM explorer offers, with their display names: every method of the
+#: catalogue that takes ``layer=`` (:data:`vislib.attribution.CATALOGUE`).
+CAM_METHODS = {r.name: r.display for r in attribution.CATALOGUE if r.takes_layer}
 FILLS = ("mean", "black", "blur")
 
 
@@ -34,7 +30,7 @@ def _class_name(classes: Sequence[str] | None, c: int) -> str:
 
 
 def _probabilities(model: nn.Module, image: Tensor) -> Tensor:
-    device = next(model.parameters()).device
+    device = model_device(model)
     with torch.no_grad():
         was = model.training
         model.eval()
@@ -115,10 +111,13 @@ def occlusion_explorer(model: nn.Module, image: Tensor, classes: Sequence[str] |
 
 
 def cam_explorer(model: nn.Module, image: Tensor, layers: Sequence[str], classes: Sequence[str] | None = None,
-                 methods: Sequence[str] = ("gradcam", "gradcam_pp", "ablation_cam", "guided_gradcam")):
-    """Drop-downs for :func:`cam_view`: layer, class and method."""
+                 methods: Sequence[str] | None = None):
+    """Drop-downs for :func:`cam_view`: layer, class and method (default: every layer method of the
+    catalogue but CAM, which needs a GAP network; Grad-CAM first)."""
     import ipywidgets as W
 
+    if methods is None:
+        methods = ["gradcam"] + [m for m in CAM_METHODS if m not in ("gradcam", "cam")]
     controls = {
         "method": W.Dropdown(options=[(CAM_METHODS[m], m) for m in methods], value=methods[0], description="method"),
         "layer": W.Dropdown(options=list(layers), value=layers[-1], description="layer"),

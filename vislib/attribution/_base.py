@@ -24,19 +24,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..checks import TargetSpec, check_images, check_logits, model_device, resolve_target
+from ..checks import TargetSpec, check_images, check_logits, model_device, model_dtype, resolve_target
 from ..hooks import LayerSpec, Recorder, default_layer, frozen, get_layer
 
 #: A forward hook ``hook(module, inputs, output) -> output or None`` to register for one pass.
 ForwardHook = tuple[nn.Module, Callable]
-
-
-def model_dtype(model: nn.Module) -> torch.dtype:
-    """The floating dtype of the model's first floating parameter or buffer (float32 if none)."""
-    for t in list(model.parameters()) + list(model.buffers()):
-        if t.is_floating_point():
-            return t.dtype
-    return torch.float32
 
 
 def prepare_images(model: nn.Module, images: Tensor) -> Tensor:
@@ -169,16 +161,3 @@ def check_batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     return batch_size
-
-
-def progress_bar(total: int, progress: bool | None, desc: str):
-    """A tqdm bar over ``total`` chunks: shown if ``progress`` is True, or if it is None and the
-    loop is long (at least :data:`LONG_LOOP` chunks); otherwise a silent stand-in."""
-    from tqdm.auto import tqdm
-
-    show = progress if progress is not None else total >= LONG_LOOP
-    return tqdm(total=total, desc=desc, disable=not show, leave=False)
-
-
-#: From how many forward chunks on a perturbation method shows a progress bar by default.
-LONG_LOOP = 20

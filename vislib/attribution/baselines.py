@@ -8,27 +8,19 @@
 """
 from __future__ import annotations
 
-import hashlib
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..checks import TargetSpec, check_images
-
-
-def _image_seed(image: Tensor, seed: int) -> int:
-    """A 63-bit seed from ``seed`` and the bytes of one image (as float32, so that the same
-    picture gives the same noise in either float dtype)."""
-    digest = hashlib.sha256(image.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    digest.update(int(seed).to_bytes(8, "little", signed=True))
-    return int.from_bytes(digest.digest()[:8], "little") >> 1
+from .core import image_generator
 
 
 def random(model: nn.Module | None, images: Tensor, target: TargetSpec = None, *, seed: int = 0) -> Tensor:
     """Uniform noise in [0, 1), ``Tensor[B, H, W]``; the model and the target are ignored.
 
-    Each image's noise is drawn from a generator seeded by ``seed`` and the image's pixel values,
+    Each image's noise is drawn from a generator seeded by ``seed`` and the image's pixel values
+    (:func:`vislib.attribution.core.image_generator`),
     so the same seed gives the same maps, a batch gives the same maps as its images one by one,
     and different images get different noise. Change ``seed`` for another draw.
     """
@@ -36,7 +28,7 @@ def random(model: nn.Module | None, images: Tensor, target: TargetSpec = None, *
     b, _, h, w = images.shape
     maps = torch.empty(b, h, w, dtype=torch.float64)
     for i in range(b):
-        generator = torch.Generator().manual_seed(_image_seed(images[i], seed))
+        generator = image_generator(images[i], seed)
         maps[i] = torch.rand(h, w, generator=generator, dtype=torch.float64)
     return maps.to(device=images.device, dtype=images.dtype)
 

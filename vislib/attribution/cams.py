@@ -9,8 +9,8 @@ and differs only in the channel weights ``w_k`` (:func:`weighted_map` is the sha
 
 ==================  ==========================================================================
 ``cam``             ``w_k = W_fc[c, k]``, the class weights of the final linear layer
-``gradcam``         ``w_k = mean_ij dS/dA^k_ij``
-``gradcam_pp``      ``w_k = sum_ij alpha^k_ij ReLU(dS/dA^k_ij)`` (see :func:`gradcam_pp`)
+``gradcam``         ``w_k = mean_ij dS/dA^k_ij`` (:func:`gradcam_weights`)
+``gradcam_pp``      ``w_k = sum_ij alpha^k_ij ReLU(dS/dA^k_ij)`` (:func:`gradcam_pp_weights`)
 ``ablation_cam``    ``w_k = (S - S_{A^k = 0}) / S``
 ==================  ==========================================================================
 
@@ -20,34 +20,39 @@ torchvision ResNet, the last ReLU of a VGG's features).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from ..checks import TargetSpec
-from ..hooks import LayerSpec, frozen, get_layer
-from ..maps import upsample
-from ._base import (check_batch_size, check_spatial, explaining, finish, grad, progress_bar,
-                    registered, spatial_layer)
+from ..hooks import LayerSpec
+from ._base import check_batch_size, check_spatial, explaining, finish, spatial_layer
+from .core import layer_pass, score_variants, weighted_map
 from .gradients import guided_backprop
 
 
-def weighted_map(activations: Tensor, weights: Tensor, size: tuple[int, int], *, relu: bool = True) -> Tensor:
-    """``ReLU(sum_k weights[b, k] * activations[b, k])`` upsampled to ``size``: ``[B, H, W]``."""
-    cam = torch.einsum("bk,bkhw->bhw", weights, activations)
-    if relu:
-        cam = cam.clamp(min=0)
-    return upsample(cam, size)
+def gradcam_weights(gradients: Tensor) -> Tensor:
+    """Grad-CAM's channel weights ``[B, K]``: the spatial mean of ``gradients`` = ``dS/dA``, ``[B, K, h, w]``."""
+    return gradients.mean(dim=(2, 3))
+
+
+def gradcam_pp_weights(activations: Tensor, gradients: Tensor) -> Tensor:
+    """Grad-CAM++'s channel weights ``[B, K]`` from a layer's ``A`` and ``g = dS/dA`` (both ``[B, K, h, w]``).
+
+    ``alpha_ij = g_ij^2 / (2 g_ij^2 + sum_ab A_ab g_ij^3)``, 0 where ``g_ij = 0`` or the
+    denominator is 0; ``w_k = sum_ij alpha_ij ReLU(g_ij)`` (see :func:`gradcam_pp`).
+    """
+    g = gradients
+    denominator = 2 * g**2 + activations.sum(dim=(2, 3), keepdim=True) * g**3
+    defined = (g != 0) & (denominator != 0)
+    alpha = torch.where(defined, g**2 / torch.where(defined, denominator, torch.ones_like(g)),
+                        torch.zeros_like(g))
+    return (alpha * g.clamp(min=0)).sum(dim=(2, 3))
 
 
 def _activations_and_gradients(model, images, target, layer) -> tuple[Tensor, Tensor]:
-    """``A`` and ``dS/dA`` of ``layer``; the backward pass stops at the layer."""
-    name = spatial_layer(model, layer)
-    with explaining(model, images, target, layers=[name]) as p:
-        act = check_spatial(p.output(name), name)
-        (g,) = grad(p.score(), [act])
-    return act.detach(), g
+    """``A`` and ``dS/dA`` of ``layer`` (:func:`vislib.attribution.core.layer_pass`)."""
+    p = layer_pass(model, images, target, layer)
+    return p.activations, p.gradients
 
 
 def gradcam(model: nn.Module, images: Tensor, target: TargetSpec = None, *, layer: LayerSpec | None = None) -> Tensor:
@@ -56,7 +61,7 @@ def gradcam(model: nn.Module, images: Tensor, target: TargetSpec = None, *, laye
     ``alpha_k = (1/hw) sum_ij dS/dA^k_ij``, ``L = ReLU(sum_k alpha_k A^k)``, bilinear upsampling.
     """
     act, g = _activations_and_gradients(model, images, target, layer)
-    return finish(weighted_map(act, g.mean(dim=(2, 3)), images.shape[-2:]), images)
+    return finish(weighted_map(act, gradcam_weights(g), images.shape[-2:]), images)
 
 
 def guided_gradcam(model: nn.Module, images: Tensor, target: TargetSpec = None, *,
@@ -80,12 +85,7 @@ def gradcam_pp(model: nn.Module, images: Tensor, target: TargetSpec = None, *, l
         L          = ReLU(sum_k w_k A^k), bilinear upsampling
     """
     act, g = _activations_and_gradients(model, images, target, layer)
-    denominator = 2 * g**2 + act.sum(dim=(2, 3), keepdim=True) * g**3
-    defined = (g != 0) & (denominator != 0)
-    alpha = torch.where(defined, g**2 / torch.where(defined, denominator, torch.ones_like(g)),
-                        torch.zeros_like(g))
-    weights = (alpha * g.clamp(min=0)).sum(dim=(2, 3))
-    return finish(weighted_map(act, weights, images.shape[-2:]), images)
+    return finish(weighted_map(act, gradcam_pp_weights(act, g), images.shape[-2:]), images)
 
 
 def _last_linear_call(model: nn.Module):
@@ -154,52 +154,6 @@ def cam(model: nn.Module, images: Tensor, target: TargetSpec = None, *, layer: L
 ABLATION_VALUES = 2**23
 
 
-def _ablated_copies(activation: Tensor, channels: Tensor) -> Tensor:
-    """``len(channels)`` copies of each image's activation, image-major: ``activation`` is
-    ``[g, K, h, w]``, the result ``[g * n, K, h, w]`` with copy ``i * n + j`` equal to image i
-    with channel ``channels[j]`` set to zero."""
-    g, n = activation.shape[0], len(channels)
-    copies = activation.unsqueeze(1).expand(g, n, *activation.shape[1:]).clone()
-    copies[:, torch.arange(n), channels] = 0
-    return copies.flatten(0, 1)
-
-
-def _scores_with_replaced_output(model, module, calls, images, make_batch, broadcast) -> tuple[Tensor | None, bool]:
-    """Logits of ``images`` (g of them) with the ``calls``-th output of ``module`` replaced by
-    ``make_batch()``, ``g * n`` ablated copies; ``None`` if the network cannot run that way.
-
-    Only the layers after ``module`` run at batch ``g * n``. Activations from before it (e.g. a
-    residual path around it) keep batch g: with g = 1 they broadcast; with g > 1 a network in
-    which they join the ablated path cannot run (``None`` comes back, the caller goes image by
-    image). With g = 1, where broadcasting fails, ``broadcast`` comes back False (the caller
-    passes it on) and the image is repeated n times instead.
-    """
-    seen = [0]
-    batch = make_batch()
-    n = batch.shape[0]
-
-    def replace(mod, inputs, output):
-        seen[0] += 1
-        return batch if seen[0] == calls else None
-
-    with registered([(module, replace)]):
-        logits = None
-        if broadcast or len(images) > 1:
-            try:
-                logits = model(images)
-            except RuntimeError:
-                logits = None
-            ok = logits is not None and logits.dim() == 2 and logits.shape[0] == n
-            if len(images) > 1:
-                return (logits if ok else None), broadcast
-            broadcast = ok
-        if not broadcast:
-            seen[0] = 0
-            batch = make_batch()  # afresh: in-place layers may have changed the first one
-            logits = model(images.expand(n, *images.shape[1:]).contiguous())
-    return logits, broadcast
-
-
 def ablation_cam(model: nn.Module, images: Tensor, target: TargetSpec = None, *, layer: LayerSpec | None = None,
                  batch_size: int | None = None, eps: float = 1e-6, progress: bool | None = None) -> Tensor:
     """Ablation-CAM (Desai & Ramaswamy, WACV 2020).
@@ -217,37 +171,18 @@ def ablation_cam(model: nn.Module, images: Tensor, target: TargetSpec = None, *,
     in which activations from before the layer join after it (a residual connection around it)
     is then run image by image, the prefix at batch 1.
     """
-    name = spatial_layer(model, layer)
-    with explaining(model, images, target, layers=[name], gradients=False) as p:
-        act = check_spatial(p.output(name), name)
-        calls = len(p.recorder.outputs[name])
-        x, classes, scores = p.inputs, p.classes, p.scores()
-    module = get_layer(model, name)[1]
-    b, k = act.shape[:2]
+    p = layer_pass(model, images, target, layer, gradients=False)
+    act, scores = p.activations, p.scores
+    k = act.shape[1]
     budget = check_batch_size(batch_size) if batch_size is not None else max(1, ABLATION_VALUES // act[0].numel())
-    chunk = min(k, budget)                        # channels per pass
-    group = max(1, budget // k)                   # images per pass (> 1 only when all channels fit)
+
+    def ablated(b: Tensor, channel: Tensor) -> Tensor:
+        copies = act[b].clone()
+        copies[torch.arange(len(b), device=act.device), channel] = 0
+        return copies
+
+    ablated_scores = score_variants(model, p.inputs, p.classes, k, ablated, layer=p.name, calls=p.calls,
+                                    batch_size=budget, progress=progress, desc="Ablation-CAM")
     denominators = torch.where(scores.abs() >= eps, scores, scores.new_tensor(eps))
-    drops = torch.empty(b, k, dtype=act.dtype, device=act.device)
-    broadcast = True
-    starts = range(0, k, chunk)
-    with frozen(model), torch.no_grad(), progress_bar(b * len(starts), progress, "Ablation-CAM") as bar:
-        i = 0
-        while i < b:
-            g = min(group, b - i)
-            done = True
-            for start in starts:
-                channels = torch.arange(start, min(start + chunk, k), device=act.device)
-                logits, broadcast = _scores_with_replaced_output(
-                    model, module, calls, x[i:i + g], lambda: _ablated_copies(act[i:i + g], channels), broadcast)
-                if logits is None:                # cannot batch images here: go one by one
-                    group, done = 1, False
-                    break
-                ablated = logits.view(g, len(channels), -1).gather(2, classes[i:i + g, None, None].expand(
-                    g, len(channels), 1)).squeeze(2)
-                drops[i:i + g, channels] = scores[i:i + g, None] - ablated
-                bar.update(g)
-            if done:
-                i += g
-    weights = drops / denominators[:, None]
+    weights = (scores[:, None] - ablated_scores) / denominators[:, None]
     return finish(weighted_map(act, weights, images.shape[-2:]), images)

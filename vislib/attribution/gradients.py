@@ -35,6 +35,31 @@ def input_x_gradient(model: nn.Module, images: Tensor, target: TargetSpec = None
 
 
 # --------------------------------------------------------------------------- guided backprop
+#: The three ReLU backward rules of Springenberg et al. (2015), Table 1: which masks pass ``g``.
+RELU_RULES = ("backprop", "deconvnet", "guided")
+
+
+def relu_backward(h: Tensor, g: Tensor, rule: str = "guided") -> Tensor:
+    """What a ReLU sends back under one of three backward rules, elementwise.
+
+    ``h`` is the ReLU's input in the forward pass and ``g`` the gradient arriving from above
+    (same shape). ``"backprop"``: ``g · 1[h > 0]`` (the true gradient); ``"deconvnet"``:
+    ``g · 1[g > 0]`` (Zeiler & Fergus 2014); ``"guided"``: ``g · 1[h > 0] · 1[g > 0]`` (guided
+    backpropagation). At ``h = 0`` the unit counts as inactive. Returns a new tensor like ``g``.
+    """
+    if rule not in RELU_RULES:
+        raise ValueError(f"rule must be one of {RELU_RULES}, got {rule!r}")
+    if h.shape != g.shape:
+        raise ValueError(f"h and g must have the same shape, got {tuple(h.shape)} and {tuple(g.shape)}")
+    zero = torch.zeros((), dtype=g.dtype, device=g.device)
+    out = g
+    if rule in ("backprop", "guided"):
+        out = torch.where(h > 0, out, zero)
+    if rule in ("deconvnet", "guided"):
+        out = torch.where(g > 0, out, zero)
+    return out.clone() if out is g else out
+
+
 class _PositiveGradient(torch.autograd.Function):
     """Identity forward (a copy); the backward pass lets only positive gradients through."""
 

@@ -7,9 +7,9 @@ from typing import Any, Union
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..checks import check_images, check_maps
+from ..progress import progress_bar
 
 Method = Union[str, Callable[..., Tensor]]
 
@@ -63,7 +63,7 @@ def compute_maps(
             raise ValueError(f"target has {target.numel()} classes for {n} images")
     outs = []
     starts = range(0, n, batch_size)
-    for start in tqdm(starts, desc=desc or f"maps: {name}", disable=not progress, leave=False):
+    for start in progress_bar(starts, progress=progress, desc=desc or f"maps: {name}"):
         batch = images[start:start + batch_size].to(device)
         t = target[start:start + batch_size].to(device) if isinstance(target, Tensor) else target
         maps = fn(model, batch, target=t, **(options or {}))

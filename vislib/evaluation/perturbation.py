@@ -37,10 +37,10 @@ from typing import Any, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..checks import check_images, check_maps, resolve_target
 from ..hooks import preserve_state
+from ..progress import progress_bar
 from ._common import Method, batched_logits, compute_maps, format_rows, resolve_method, t_interval
 from .removal import (check_fill, check_fractions, check_mode, dataset_mean, fill_pixels,
                       mask_from_rank, pixel_count, random_rank, saliency_rank)
@@ -203,8 +203,7 @@ def pixel_perturbation(
     counts = torch.tensor([pixel_count(k, h, w) for k in ks])
     total = len(ks) * n
     chunks = range(0, total, batch_size)
-    bar = tqdm(total=len(ranks) * len(chunks), desc=f"pixel perturbation: {method}",
-               disable=not progress, leave=False)
+    bar = progress_bar(total=len(ranks) * len(chunks), progress=progress, desc=f"pixel perturbation: {method}")
     # Perturbed images are built chunk by chunk into one reusable buffer: a chunk is a run of
     # the flattened (k, image) grid, i.e. at most a few contiguous image ranges per fraction,
     # so images and ranks are sliced (views), never gathered.
@@ -268,7 +267,7 @@ def compare_methods(
     if random_baseline and RANDOM not in dict(items):
         items.append((RANDOM, RANDOM))
     results = {}
-    for name, spec in tqdm(items, desc="pixel perturbation", disable=not progress):
+    for name, spec in progress_bar(items, progress=progress, desc="pixel perturbation", leave=True):
         results[name] = pixel_perturbation(model, images, spec, fractions, name=name, progress=False, **options)
     return results
 

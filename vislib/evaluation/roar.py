@@ -36,10 +36,10 @@ from typing import Any, Union
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..checks import check_images
 from ..config import quick
+from ..progress import progress_bar
 from ._common import Method, compute_maps, format_rows, resolve_method
 from .removal import (check_fill, check_fractions, dataset_mean, fill_pixels, find_normalize,
                       mask_from_rank, pixel_count, random_rank, saliency_rank)
@@ -216,7 +216,7 @@ def roar(
     num_classes = int(max(y_train.max(), y_test.max()).item()) + 1
     seconds = {"maps": 0.0, "fill": 0.0, "train": 0.0}
     start_all = time.perf_counter()
-    bar = tqdm(total=len(seeds) * (1 + len(items) * len(ks)), desc=f"ROAR ({fill})", disable=not progress)
+    bar = progress_bar(total=len(seeds) * (1 + len(items) * len(ks)), progress=progress, desc=f"ROAR ({fill})", leave=True)
 
     def retrain(train_images: Tensor, test_images: Tensor, seed: int) -> float:
         t0 = time.perf_counter()
