@@ -3,6 +3,7 @@ import time
 
 import pytest
 import torch
+from torch import nn
 from torchvision import transforms
 
 from vislib import data, models, train
@@ -79,3 +80,115 @@ def test_random_weight_imagenet_model_is_wrapped():
     m = models.imagenet("resnet18", pretrained=False)
     assert isinstance(m[0], models.Normalize) and len(m.classes) == 1000
     assert m(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def _support(model, size, index):
+    """Rows of the input on which the gradient of the output unit at (index, index) is non-zero."""
+    x = torch.zeros(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    out = model(x)
+    (g,) = torch.autograd.grad(out[0, 0, index, index], x)
+    rows = g[0, 0].abs().sum(1).nonzero().flatten()
+    return rows.min().item(), rows.max().item()
+
+
+def test_receptive_field_of_the_course_vgg_by_hand():
+    features = models.course_model("vgg").net.features
+    # Block 1: two 3x3 convs (5 px), 2x2 pool (6 px, jump 2, centre 0.5); block 2: two convs (+4 +4).
+    assert models.receptive_field(features[:13]) == (14, 2, 0.5)
+    # Pool (+2, jump 4, centre 1.5), two convs (+8 +8).
+    assert models.receptive_field(features[:20]) == (32, 4, 1.5)
+    assert models.receptive_field([]) == (1, 1, 0.0)
+
+
+def test_receptive_field_equals_the_support_of_a_units_gradient():
+    # Strided and unpadded convs, a padded pool, a dilated conv; all weights positive, so the gradient
+    # of a unit is non-zero exactly on its receptive field (average pooling has max pooling's geometry).
+    layers = [nn.Conv2d(1, 1, 5, stride=2, padding=2), nn.ReLU(), nn.AvgPool2d(3, stride=2, padding=1),
+              nn.Conv2d(1, 1, 3), nn.BatchNorm2d(1), nn.Conv2d(1, 1, 3, padding=2, dilation=2)]
+    probe = nn.Sequential(*[m for m in layers if not isinstance(m, (nn.ReLU, nn.BatchNorm2d))]).double()
+    for m in probe:
+        if isinstance(m, nn.Conv2d):
+            nn.init.constant_(m.weight, 1.0)
+    size, jump, start = models.receptive_field(nn.Sequential(*layers))
+    (lo, hi), (lo2, hi2) = _support(probe, 96, 5), _support(probe, 96, 6)
+    assert hi - lo + 1 == size and lo2 - lo == jump
+    assert (lo + hi) / 2 == start + 5 * jump
+    max_pool = [nn.MaxPool2d(3, stride=2, padding=1) if isinstance(m, nn.AvgPool2d) else m for m in layers]
+    assert models.receptive_field(max_pool) == (size, jump, start)
+    with pytest.raises(ValueError, match="square"):
+        models.receptive_field([nn.Conv2d(1, 1, (3, 5))])
+
+
+def test_standin_weights_load_through_torchvisions_own_code_and_say_what_they_are(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    assert not models.imagenet_available("resnet18")
+    (path,) = models.write_imagenet_standins(["resnet18"], tmp_path)
+    assert path.parent == tmp_path / "checkpoints" and path.name.startswith("resnet18-")
+    assert models.imagenet_available("resnet18") and models.imagenet_is_standin("resnet18")
+    net = models.imagenet("resnet18")
+    assert net.standin is True and len(net.classes) == 1000
+    saved = torch.load(path, weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in net[1].state_dict().items())
+    assert models.imagenet("resnet18", pretrained=False).standin is False
+
+
+def test_standins_never_overwrite_real_weights(tmp_path):
+    (path,) = models.write_imagenet_standins(["resnet18"], tmp_path)
+    path.with_name(path.name + models.STANDIN_MARKER).unlink()        # now it looks like a real download
+    with pytest.raises(FileExistsError, match="real weights"):
+        models.write_imagenet_standins(["resnet18"], tmp_path)
+
+
+def test_download_offline_is_a_clear_fast_error_and_touches_no_network(tmp_path, monkeypatch):
+    import socket
+
+    def offline(address, timeout=None):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(socket, "create_connection", offline)
+    with pytest.raises(ConnectionError, match="offline") as err:
+        models.download_imagenet(["vgg16"])
+    assert "python -m vislib.models download vgg16" in str(err.value)
+    assert models.main(["download", "vgg16"]) == 1
+    with pytest.raises(ValueError, match="valid"):
+        models.download_imagenet(["alexnet"])
+
+
+def test_download_goes_through_torchvision_and_replaces_a_standin(tmp_path, monkeypatch):
+    import socket
+
+    import torchvision.models._api as api
+
+    class Connection:
+        def close(self):
+            pass
+
+    fetched = []
+
+    def fake_fetch(url, *args, **kwargs):            # what torchvision's loader would download
+        fetched.append(url)
+        return torchvision.models.resnet18(weights=None).state_dict()
+
+    import torchvision
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None: Connection())
+    monkeypatch.setattr(api, "load_state_dict_from_url", fake_fetch)
+    models.write_imagenet_standins(["resnet18"], tmp_path)
+    models.download_imagenet(["resnet18"])
+    assert fetched == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url]
+    assert not models.imagenet_is_standin("resnet18")
+
+
+def test_notebook_imagenet_sections_say_what_weights_they_got(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    assert models.imagenet_for_notebook("resnet18") is None
+    assert "not cached" in capsys.readouterr().out
+    models.write_imagenet_standins(["resnet18"], tmp_path)
+    net = models.imagenet_for_notebook("resnet18")
+    assert "STAND-INS" in capsys.readouterr().out
+    assert models.imagenet_label("ResNet-18", net) == "ResNet-18 (STAND-IN random weights, not ImageNet)"
+    assert models.imagenet_figure_name("05_cam_imagenet", net) == "05_cam_imagenet_standin"
+    real = models.imagenet("resnet18", pretrained=False)
+    assert models.imagenet_label("ResNet-18", real) == "ResNet-18 (ImageNet)"
+    assert models.imagenet_figure_name("05_cam_imagenet", real) == "05_cam_imagenet"

@@ -14,6 +14,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -148,6 +149,58 @@ class CourseResNet(nn.Module):
 ARCHITECTURES = {"vgg": CourseVGG, "resnet": CourseResNet}
 
 
+# --------------------------------------------------------------------------- receptive field
+class ReceptiveField(NamedTuple):
+    """Geometry of the units after a stack of layers, in input pixels (see :func:`receptive_field`)."""
+
+    size: int     #: side of the square of input pixels a unit depends on
+    jump: int     #: distance in input pixels between the centres of two neighbouring units
+    start: float  #: centre of the first unit's receptive field (pixel 0 has its centre at 0)
+
+
+def _square(value, what: str, module: nn.Module) -> int:
+    if isinstance(value, (tuple, list)):
+        if len(set(value)) != 1:
+            raise ValueError(f"receptive_field needs square {what}s, {type(module).__name__} has {what} {value}")
+        value = value[0]
+    return int(value)
+
+
+def receptive_field(layers: nn.Module | Sequence[nn.Module]) -> ReceptiveField:
+    """Size, jump and first centre of the receptive field of the units after ``layers``.
+
+    ``layers`` runs in order (an ``nn.Sequential`` or a list; containers are walked into).
+    ``nn.Conv2d``, ``nn.MaxPool2d`` and ``nn.AvgPool2d`` with kernel ``k`` (dilation ``d``: an
+    effective kernel ``d (k - 1) + 1``), stride and padding ``p`` update, in this order,
+
+        ``size += (k - 1) · jump``,  ``start += ((k - 1) / 2 - p) · jump``,  ``jump *= stride``;
+
+    every other layer (ReLU, BatchNorm, dropout) is pointwise and changes nothing. The unit at
+    index ``i`` of the output then sees input pixels ``start + i · jump ± (size - 1) / 2`` (clipped
+    to the image: padding pixels are not pixels). Only square kernels, strides and paddings, and only
+    a plain chain of layers: the parallel branches of a ResNet block are not followed.
+    """
+    modules = [layers] if isinstance(layers, nn.Module) else list(layers)
+    size, jump, start = 1, 1, 0.0
+    for container in modules:
+        for m in container.modules():
+            if isinstance(m, nn.Conv2d):
+                k = _square(m.dilation, "dilation", m) * (_square(m.kernel_size, "kernel_size", m) - 1) + 1
+            elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+                dilation = getattr(m, "dilation", 1)
+                k = _square(dilation, "dilation", m) * (_square(m.kernel_size, "kernel_size", m) - 1) + 1
+            else:
+                continue
+            stride, padding = _square(m.stride, "stride", m), m.padding
+            if isinstance(padding, str):
+                raise ValueError(f"receptive_field needs a numeric padding, {type(m).__name__} has {padding!r}")
+            padding = _square(padding, "padding", m)
+            size += (k - 1) * jump
+            start += ((k - 1) / 2 - padding) * jump
+            jump *= stride
+    return ReceptiveField(size, jump, start)
+
+
 def course_model(arch: str, num_classes: int = 8, *, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, **kwargs) -> nn.Sequential:
     """A fresh (untrained) course network wrapped in pixel-space normalisation.
@@ -225,10 +278,21 @@ def _checkpoint_path(weights) -> Path:
     return hub_dir / "checkpoints" / os.path.basename(weights.url)
 
 
+#: Suffix of the marker file that says a cached checkpoint is a stand-in (random weights).
+STANDIN_MARKER = ".vislib-standin"
+
+
 def imagenet_available(name: str = "resnet18") -> bool:
-    """True when the ImageNet weights of ``name`` are in the local torch cache (no network)."""
+    """True when weights for ``name`` are in the local torch cache (no network): real or stand-in."""
     _, weights = _imagenet_weights(name)
     return _checkpoint_path(weights).exists()
+
+
+def imagenet_is_standin(name: str = "resnet18") -> bool:
+    """True when the cached weights of ``name`` are stand-ins written by :func:`write_imagenet_standins`."""
+    _, weights = _imagenet_weights(name)
+    path = _checkpoint_path(weights)
+    return path.exists() and path.with_name(path.name + STANDIN_MARKER).exists()
 
 
 def imagenet(name: str = "resnet18", *, download: bool = False, pretrained: bool = True) -> nn.Sequential:
@@ -236,10 +300,13 @@ def imagenet(name: str = "resnet18", *, download: bool = False, pretrained: bool
 
     With ``pretrained=True`` the weights must be in the torch cache (``torch.hub.get_dir()``)
     unless ``download=True``; otherwise this raises at once, without touching the network, an
-    error that names the missing file and how to get it. ``pretrained=False`` gives random
-    weights (the tests use that). ``model.classes`` holds the 1000 ImageNet class names.
+    error that names the missing file and how to get it (``python -m vislib.models download``).
+    ``pretrained=False`` gives random weights (the tests use that). ``model.classes`` holds the
+    1000 ImageNet class names; ``model.standin`` is True when the cached weights are stand-ins
+    (:func:`write_imagenet_standins`), which are *not* ImageNet-trained.
     """
     builder, weights = _imagenet_weights(name)
+    standin = False
     if not pretrained:
         net = builder(weights=None)
     else:
@@ -247,11 +314,137 @@ def imagenet(name: str = "resnet18", *, download: bool = False, pretrained: bool
         if not path.exists() and not download:
             raise FileNotFoundError(
                 f"ImageNet weights for {name} are not cached: expected {path}. On a machine with "
-                f"internet access run `python -c \"import vislib.models as m; m.imagenet('{name}', "
-                f"download=True)\"` (or download {weights.url} into {path.parent})."
+                f"internet access run `python -m vislib.models download {name}` (or `make imagenet`; "
+                f"the same as `vislib.models.imagenet('{name}', download=True)`), or copy {weights.url} "
+                f"into {path.parent}."
             )
+        standin = imagenet_is_standin(name)
         net = builder(weights=weights)
     net.classes = list(weights.meta["categories"])
     net.vislib_input_size = 224
     model = with_normalization(net, IMAGENET_MEAN, IMAGENET_STD)
+    model.standin = standin
     return model.eval()
+
+
+def imagenet_for_notebook(name: str, device: str | torch.device | None = None) -> nn.Sequential | None:
+    """The model for a notebook's ImageNet section, or ``None`` after one line that says why.
+
+    Not cached: says how to get the weights (``make imagenet``) and returns ``None``. Stand-in
+    weights (:func:`write_imagenet_standins`, as in the test command): says plainly that they are
+    random, not ImageNet, and returns the model, whose ``standin`` is True, so that
+    :func:`imagenet_label` and :func:`imagenet_figure_name` mark what the section draws.
+    """
+    if not imagenet_available(name):
+        print(f"ImageNet weights for {name} are not cached — skipping the ImageNet part. On a machine with "
+              f"internet: make imagenet (= python -m vislib.models download {name} ...).")
+        return None
+    net = imagenet(name)
+    if net.standin:
+        print(f"NOTE: the {name} weights here are STAND-INS (random, not trained on ImageNet). This section only "
+              "exercises the code; its maps and predictions mean nothing, and its figures are saved with the "
+              "suffix '_standin'.")
+    return net.to(device) if device is not None else net
+
+
+def imagenet_label(name: str, net: nn.Module) -> str:
+    """``"resnet18 (ImageNet)"``, or a label that says the weights are stand-ins."""
+    return f"{name} (STAND-IN random weights, not ImageNet)" if getattr(net, "standin", False) else f"{name} (ImageNet)"
+
+
+def imagenet_figure_name(base: str, net: nn.Module) -> str:
+    """``base``, or ``base + '_standin'`` for stand-in weights: never overwrites a real run's figure."""
+    return base + "_standin" if getattr(net, "standin", False) else base
+
+
+def write_imagenet_standins(names: Sequence[str], hub_dir: str | Path, seed: int = 0) -> list[Path]:
+    """Write random-initialised weights under torchvision's file names in ``hub_dir/checkpoints``.
+
+    For tests and CI, which have no network: with ``TORCH_HOME`` (or ``torch.hub.set_dir``)
+    pointing there, :func:`imagenet` loads them through torchvision's real loading code. Each file
+    gets a marker beside it, so :func:`imagenet_is_standin` and ``model.standin`` say that the
+    weights are *not* ImageNet's. An existing real checkpoint is never overwritten.
+    """
+    folder = Path(hub_dir) / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        builder, weights = _imagenet_weights(name)
+        path = folder / os.path.basename(weights.url)
+        marker = path.with_name(path.name + STANDIN_MARKER)
+        if path.exists() and not marker.exists():
+            raise FileExistsError(f"{path} holds real weights; stand-ins are written only into a folder of their own")
+        torch.manual_seed(seed)
+        torch.save(builder(weights=None).state_dict(), path)
+        marker.write_text("random-initialised stand-in weights written by vislib.models.write_imagenet_standins; "
+                          "not trained on ImageNet\n")
+        written.append(path)
+    return written
+
+
+def download_imagenet(names: Sequence[str], timeout: float = 5.0) -> list[Path]:
+    """Download the torchvision weights of ``names`` into the torch cache, through torchvision itself.
+
+    The weights' host is tried first with a ``timeout``-second connection, so that an offline
+    machine gets a clear error at once rather than a hang. Returns the cached files.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    paths = []
+    for name in names:
+        _, weights = _imagenet_weights(name)               # an unknown name fails before any network
+        path = _checkpoint_path(weights)
+        if path.exists() and not imagenet_is_standin(name):
+            paths.append(path)
+            continue
+        url = urlparse(weights.url)
+        try:
+            socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        except OSError as error:
+            raise ConnectionError(
+                f"cannot reach {url.hostname} to download the {name} weights ({error}). This machine seems "
+                f"to be offline: the ImageNet sections of the notebooks will say so and skip. On a machine "
+                f"with internet access, run `python -m vislib.models download {name}` there and copy "
+                f"{path.name} into {path.parent}.") from None
+        if path.exists():                                  # a stand-in: replace it with the real weights
+            path.unlink()
+            path.with_name(path.name + STANDIN_MARKER).unlink(missing_ok=True)
+        imagenet(name, download=True)
+        paths.append(path)
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vislib.models download NAME ...`` / ``standins DIR NAME ...`` / ``list``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m vislib.models",
+                                     description="ImageNet weights for the notebooks' ImageNet sections.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    down = sub.add_parser("download", help="download torchvision's ImageNet weights into the torch cache")
+    down.add_argument("names", nargs="+", choices=sorted(_IMAGENET))
+    stand = sub.add_parser("standins", help="write random stand-in weights (tests, CI) into a torch hub folder")
+    stand.add_argument("hub_dir", type=Path)
+    stand.add_argument("names", nargs="+", choices=sorted(_IMAGENET))
+    sub.add_parser("list", help="which ImageNet weights are cached")
+    args = parser.parse_args(argv)
+    if args.command == "download":
+        try:
+            for path in download_imagenet(args.names):
+                print(f"cached {path}")
+        except ConnectionError as error:
+            print(f"error: {error}")
+            return 1
+    elif args.command == "standins":
+        for path in write_imagenet_standins(args.names, args.hub_dir):
+            print(f"stand-in (random weights, not ImageNet) {path}")
+    else:
+        for name in sorted(_IMAGENET):
+            state = ("stand-in" if imagenet_is_standin(name) else "cached") if imagenet_available(name) else "missing"
+            print(f"{name:10s} {state:9s} {_checkpoint_path(_imagenet_weights(name)[1])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
