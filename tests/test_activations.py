@@ -1,4 +1,6 @@
 """Activations over a dataset, dead-channel counts, linear templates, t-SNE helpers."""
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -163,3 +165,36 @@ def test_thumbnail_scatter_draws_one_box_per_thumbnail_and_a_legend():
     assert len(boxes) == 6
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c", "d"]
     plt.close(fig)
+
+
+def test_neighbour_probabilities_equal_the_formula_on_three_points():
+    # Points 0, 1 and 3 on a line, each with its own width.
+    x = torch.tensor([[0.0], [1.0], [3.0]])
+    sigma = torch.tensor([1.0, 2.0, 0.5])
+    p = act.neighbour_probabilities(x, sigma)
+    sq = [[0, 1, 9], [1, 0, 4], [9, 4, 0]]
+    for i in range(3):
+        w = [0.0 if j == i else math.exp(-sq[i][j] / (2 * sigma[i].item() ** 2)) for j in range(3)]
+        for j in range(3):
+            assert p[i, j].item() == pytest.approx(w[j] / sum(w), rel=1e-12, abs=1e-300)
+    assert p.dtype == torch.float64 and torch.allclose(p.sum(1), torch.ones(3, dtype=torch.float64))
+    # Far apart points and a small width: exp alone underflows to 0 / 0, the softmax does not.
+    far = act.neighbour_probabilities(torch.tensor([[0.0], [100.0], [300.0]]), 1.0)
+    assert torch.isfinite(far).all()
+    assert far.tolist() == [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    with pytest.raises(ValueError, match="one per point"):
+        act.neighbour_probabilities(x, torch.ones(2))
+
+
+def test_perplexity_bandwidths_give_each_row_the_perplexity():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 6, generator=g) * torch.linspace(0.1, 10, 80)[:, None]   # very different densities
+    for perplexity in (5.0, 20.0):
+        sigma = act.perplexity_bandwidths(x, perplexity)
+        p = act.neighbour_probabilities(x, sigma)
+        assert torch.allclose(torch.special.entr(p).sum(1).exp(), torch.full((80,), perplexity, dtype=torch.float64),
+                              rtol=1e-8)
+    # A larger perplexity needs wider Gaussians.
+    assert (act.perplexity_bandwidths(x, 20.0) > act.perplexity_bandwidths(x, 5.0)).all()
+    with pytest.raises(ValueError, match="perplexity"):
+        act.perplexity_bandwidths(x, 80.0)

@@ -237,6 +237,26 @@ def test_group_accuracy_on_a_fake_model():
     assert res2["doctor"]["correct"] == 3 and res2["nurse"]["correct"] == 5
 
 
+def test_flip_count_counts_changed_predictions_only():
+    # PixelModel predicts class round(x[0, 0, 0]); the edit changes that pixel on 3 of 6 images
+    original = torch.zeros(6, 3, 4, 4)
+    original[:, 0, 0, 0] = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.2, 0.9])
+    edited = original.clone()
+    edited[0, 0, 0, 0] = 1.0      # 0 -> 1: flips
+    edited[3, 0, 0, 0] = 0.0      # 1 -> 0: flips
+    edited[4, 0, 0, 0] = 0.8      # 0 -> 1: flips
+    edited[5, 0, 0, 0] = 0.7      # the logits change, the prediction (1) does not
+    edited[:, 1] = 0.5            # another channel: the model ignores it
+    model = PixelModel().train()
+    assert bias.flip_count(model, original, edited) == 3
+    assert bias.flip_count(model, original, edited, batch_size=4) == 3
+    assert bias.flip_count(model, original, original) == 0
+    assert model.training  # flag restored
+    assert isinstance(bias.flip_count(model, original, edited), int)
+    with pytest.raises(ValueError, match="differ in shape"):
+        bias.flip_count(model, original, edited[:5])
+
+
 def test_part_saliency_share_on_hand_made_maps():
     parts = {"left": torch.zeros(2, 2, 4, dtype=torch.bool), "right": torch.zeros(2, 2, 4, dtype=torch.bool)}
     parts["left"][:, :, :1] = True   # 2 of 8 pixels

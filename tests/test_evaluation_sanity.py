@@ -8,7 +8,7 @@ from scipy import stats
 from torch import Tensor, nn
 
 from vislib.evaluation import (cascading_randomization, independent_randomization, plot_sanity,
-                               randomization_steps, spearman_similarity, ssim_similarity)
+                               randomization_steps, randomized_copy, spearman_similarity, ssim_similarity)
 from vislib.hooks import hook_count
 from vislib.models import Normalize
 
@@ -126,6 +126,31 @@ def test_batchnorm_is_reset_to_identity_statistics():
     cascading_randomization(net, IMAGES, {"grab": grab}, progress=False)
     mean, var, weight = seen["bn2"]
     assert torch.equal(mean, torch.zeros(4)) and torch.equal(var, torch.ones(4)) and torch.equal(weight, torch.ones(4))
+
+
+def test_randomized_copy_resets_only_the_named_layers_of_a_copy():
+    import copy
+
+    net = trained_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    clone = randomized_copy(net, ["fc", "bn2"], seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)           # global random state untouched
+    assert clone is not net and all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    changed = sorted({k.split(".")[0] for k, v in clone.state_dict().items() if not torch.equal(v, before[k])})
+    assert changed == ["bn2", "fc"]
+    # BatchNorm back to the identity statistics, by hand
+    assert torch.equal(clone.bn2.weight, torch.ones(4)) and torch.equal(clone.bn2.bias, torch.zeros(4))
+    assert torch.equal(clone.bn2.running_mean, torch.zeros(4)) and torch.equal(clone.bn2.running_var, torch.ones(4))
+    # the same values as deepcopy + manual_seed + reset_parameters, done by hand
+    by_hand = copy.deepcopy(net)
+    torch.manual_seed(5)
+    by_hand.fc.reset_parameters()
+    assert torch.equal(clone.fc.weight, by_hand.fc.weight) and torch.equal(clone.fc.bias, by_hand.fc.bias)
+    assert not torch.equal(randomized_copy(net, "fc", seed=6).fc.weight, clone.fc.weight)
+    with pytest.raises(ValueError, match="no module named"):
+        randomized_copy(net, "fc9")
 
 
 def test_a_model_independent_map_passes_through_and_the_gradient_does_not():

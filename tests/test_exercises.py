@@ -4,6 +4,7 @@ strip what a student must not see."""
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import subprocess
 import sys
@@ -142,11 +143,26 @@ def test_source_notebook_is_unchanged_by_the_student_build():
 def test_nbgrader_generates_the_assignment_from_the_teachers_source(tmp_path):
     build_teacher(tmp_path, ["01"])
     nbgrader = [sys.executable, "-m", "nbgrader"]
+    # nbgrader runs the `alembic` command of its environment: the venv's bin/ on PATH, as when activated.
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     run = subprocess.run(nbgrader + ["generate_assignment", "01_weights_activations", "--force"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     released = tmp_path / "release" / "01_weights_activations" / "01_weights_activations.ipynb"
     nb = nbformat.read(released, as_version=4)
     assert not any("BEGIN SOLUTION" in c.source for c in nb.cells)
     assert sum("raise NotImplementedError()" in c.source for c in nb.cells) == sum(
         ex.notebook == "01_weights_activations" for ex in EXERCISES.values())
+
+
+def test_a_library_notimplementederror_is_not_taken_for_the_stub():
+    import torch.nn.functional as F
+    from vislib.exercises.feedback import attempt
+
+    def upsample_3d(t):                    # torch: NotImplementedError with a message for 3-D bilinear input
+        return F.interpolate(t, scale_factor=2, mode="bilinear")
+
+    import torch
+    with pytest.raises(ExerciseError) as error:
+        attempt(upsample_3d, torch.zeros(2, 3, 3))
+    assert "not solved yet" not in str(error.value) and "NotImplementedError" in str(error.value)

@@ -11,8 +11,17 @@ import os
 
 import pytest
 from nbgrader.validator import Validator
+from traitlets.config import Config
 
 from vislib.course import notebooks, patient_kernel_clients
+
+pytestmark = pytest.mark.notebook_run
+
+
+def validator() -> Validator:
+    """nbgrader's validator with a cell timeout of 10 min (its default, 30 s, is too short for the
+    course's experiment cells on a busy 2-core machine)."""
+    return Validator(config=Config({"Execute": {"timeout": 600}}))
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
@@ -20,7 +29,7 @@ def test_nbgrader_validate_passes_on_the_source_notebook(path, tmp_path, monkeyp
     monkeypatch.setenv("VISLIB_QUICK", os.environ.get("VISLIB_QUICK", "1"))
     monkeypatch.setenv("VISLIB_FIGS", str(tmp_path))       # validation writes no course figures
     with patient_kernel_clients():
-        results = Validator().validate(str(path))
+        results = validator().validate(str(path))
     assert results == {}, {k: [c.get("raw_error", c["source"])[-2000:] for c in v] for k, v in results.items()}
 
 
@@ -42,6 +51,6 @@ def test_nbgrader_validate_reports_a_wrong_solution(tmp_path):
     ]
     path = tmp_path / "wrong.ipynb"
     nbformat.write(nb, path)
-    results = Validator().validate(str(path))
+    results = validator().validate(str(path))
     assert [c["source"] for c in results["failed"]] == ["check.inactive_fraction(inactive_fraction)"]
     assert "ExerciseError" in results["failed"][0]["raw_error"]

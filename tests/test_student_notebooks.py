@@ -16,6 +16,8 @@ from vislib.course import notebooks, patient_kernel_clients
 from vislib.exercises import EXERCISES
 from vislib.exercises.build import student_notebook
 
+pytestmark = pytest.mark.notebook_run
+
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
 def test_student_notebook_runs_past_every_unsolved_exercise(path, tmp_path, monkeypatch):

@@ -14,7 +14,9 @@ The first two notebooks of the course look at a trained network without any sali
   (the "CNN code" of CS231n's t-SNE figure);
 * :func:`tsne_embedding`, :func:`knn_same_class`, :func:`spread_subset` and
   :func:`thumbnail_scatter` embed features in 2-D, measure how well classes are separated, and
-  draw the embedding with image thumbnails.
+  draw the embedding with image thumbnails;
+* :func:`neighbour_probabilities` and :func:`perplexity_bandwidths` compute t-SNE's neighbour
+  probabilities ``p_{j|i}`` and the Gaussian widths that give each point a chosen perplexity.
 
 References: Karpathy et al., CS231n notes "Visualizing what ConvNets learn"
 (``understanding-cnn.md``); van der Maaten & Hinton, "Visualizing Data using t-SNE", JMLR 2008;
@@ -31,20 +33,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from .hooks import LayerSpec, Recorder, get_layer, preserve_state
+from .checks import model_device
+from .hooks import LayerSpec, Recorder, get_layer, preserve_state, trial_forward
 from .models import Normalize
+from .progress import progress_bar
 
 
 # --------------------------------------------------------------------------- collecting activations
 def _as_list(layers: LayerSpec | Sequence[LayerSpec]) -> list[LayerSpec]:
     return [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def _batched_outputs(model: nn.Module, images: Tensor, layers: list[LayerSpec], *, batch_size: int,
@@ -58,11 +56,11 @@ def _batched_outputs(model: nn.Module, images: Tensor, layers: list[LayerSpec], 
         raise ValueError(f"images must be [N, 3, H, W], got shape {tuple(images.shape)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    device = _model_device(model)
+    device = model_device(model)
     starts = range(0, len(images), batch_size)
     with torch.no_grad(), preserve_state(model), Recorder(model, layers, detach=True) as rec:
         model.eval()
-        for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
+        for start in progress_bar(starts, progress=progress, desc=desc):
             rec.clear()
             model(images[start:start + batch_size].to(device))
             yield {name: rec.output(name) for name in rec.names}
@@ -101,41 +99,15 @@ def collect_activations(
 def penultimate_layer(model: nn.Module) -> str:
     """Name of the layer whose output is the input of the model's last ``nn.Linear`` layer.
 
-    Found by one probe forward pass on a zero image (size ``model.vislib_input_size`` or 64): the
+    Found by one probe forward pass (:func:`vislib.hooks.trial_forward`, a zero image of size
+    ``model.vislib_input_size`` or 64): the
     last linear layer to run, and the last module to run before it whose output is exactly the
     tensor that layer receives. For the course VGG that is ``'net.classifier.6'`` (the dropout,
     an identity in eval mode), for the course ResNet ``'net.flatten'``.
     """
-    calls: list[tuple[str, nn.Module, object]] = []  # (name, module, output) in execution order
-    linear_inputs: list[tuple[str, Tensor]] = []
-
-    def after(name: str):
-        def hook(module, inputs, output):
-            calls.append((name, module, output))
-        return hook
-
-    def before(name: str):
-        def hook(module, inputs):
-            linear_inputs.append((name, inputs[0]))
-        return hook
-
-    handles = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
-        handles.append(module.register_forward_hook(after(name)))
-        if isinstance(module, nn.Linear):
-            handles.append(module.register_forward_pre_hook(before(name)))
-    try:
-        size = getattr(model, "vislib_input_size", 64)
-        param = next(model.parameters(), None)
-        dtype = param.dtype if param is not None else torch.float32
-        with torch.no_grad(), preserve_state(model):
-            model.eval()
-            model(torch.zeros(1, 3, size, size, device=_model_device(model), dtype=dtype))
-    finally:
-        for h in handles:
-            h.remove()
+    calls = trial_forward(model, default_size=64)
+    linear_inputs = [(c.name, c.inputs[0]) for c in calls if isinstance(c.module, nn.Linear)]
+    calls = [(c.name, c.module, c.output) for c in calls]
     if not linear_inputs:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layer that runs in its forward pass")
     last_linear, x = linear_inputs[-1]
@@ -308,6 +280,62 @@ def tsne_embedding(features: Tensor | np.ndarray, *, perplexity: float = 30.0, r
         return tsne.fit_transform(x)
 
 
+def neighbour_probabilities(features: Tensor | np.ndarray, sigma: Tensor | np.ndarray | float) -> Tensor:
+    """t-SNE's conditional neighbour probabilities ``P[i, j] = p_{j|i}``, a float64 tensor ``[N, N]``.
+
+    ``p_{j|i} = exp(-|x_i - x_j|² / 2σ_i²) / Σ_{l≠i} exp(-|x_i - x_l|² / 2σ_i²)`` and ``p_{i|i} = 0``
+    (van der Maaten & Hinton 2008, eq. 1): a Gaussian around point ``i`` with its own width
+    ``sigma[i]`` (``sigma``: ``[N]`` or one number). Each row sums to 1. Computed as a softmax over
+    each row with the diagonal at ``-inf``, so it stays exact where ``exp`` alone underflows (far
+    apart points, small ``σ``). Features ``[N, ...]`` are flattened.
+    """
+    x = torch.as_tensor(_numpy(features)).reshape(len(features), -1).double()
+    n = len(x)
+    if n < 2:
+        raise ValueError(f"need at least 2 points, got {n}")
+    s = torch.as_tensor(_numpy(sigma) if not isinstance(sigma, (int, float)) else sigma, dtype=torch.float64)
+    s = s.expand(n) if s.dim() == 0 else s.reshape(-1)
+    if len(s) != n:
+        raise ValueError(f"sigma must be one number or one per point ({n}), got {len(s)}")
+    if not (s > 0).all():
+        raise ValueError("sigma must be positive")
+    logits = -torch.cdist(x, x).pow(2) / (2 * s[:, None] ** 2)
+    logits.fill_diagonal_(float("-inf"))  # a point is not its own neighbour
+    return logits.softmax(dim=1)
+
+
+def perplexity_bandwidths(features: Tensor | np.ndarray, perplexity: float = 30.0, *,
+                          iterations: int = 50) -> Tensor:
+    """Per point, the width ``σ_i`` for which its row of :func:`neighbour_probabilities` has ``perplexity``.
+
+    The perplexity of row ``i`` is ``2^{H(P_i)}`` with ``H(P_i) = -Σ_j p_{j|i} log₂ p_{j|i}``, an
+    effective number of neighbours between 1 (``σ → 0``) and ``N - 1`` (``σ → ∞``); it grows with
+    ``σ_i``. Like t-SNE itself, this bisects every ``σ_i``: all rows at once, on ``log σ`` in a
+    bracket of ``e^{±30}`` around the median distance, for ``iterations`` steps (relative error of
+    ``σ`` about ``30 / 2^iterations``). It costs ``iterations`` passes over an ``[N, N]`` matrix.
+    Returns ``[N]`` float64. Features ``[N, ...]`` are flattened; ``perplexity`` must lie in
+    ``(1, N - 1)``.
+    """
+    x = torch.as_tensor(_numpy(features)).reshape(len(features), -1).double()
+    n = len(x)
+    if not 1 < perplexity < n - 1:
+        raise ValueError(f"perplexity must be between 1 and N - 1 = {n - 1}, got {perplexity}")
+    sq = torch.cdist(x, x).pow(2)
+    sq.fill_diagonal_(float("inf"))
+    scale = sq[torch.isfinite(sq)].median().clamp_min(1e-12).sqrt()
+    lo = torch.full((n,), math.log(float(scale)) - 30.0, dtype=torch.float64)
+    hi = torch.full((n,), math.log(float(scale)) + 30.0, dtype=torch.float64)
+    target = math.log(perplexity)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        p = (-sq / (2 * torch.exp(2 * mid)[:, None])).softmax(dim=1)
+        entropy = torch.special.entr(p).sum(1)                 # -Σ p ln p, in nats: perplexity = e^H
+        too_wide = entropy > target
+        hi = torch.where(too_wide, mid, hi)
+        lo = torch.where(too_wide, lo, mid)
+    return torch.exp((lo + hi) / 2)
+
+
 def knn_same_class(features: Tensor | np.ndarray, labels: Tensor | np.ndarray, k: int = 10,
                    chunk: int = 512) -> Tensor:
     """Per point, the fraction of its ``k`` nearest neighbours (Euclidean, itself excluded) of its class.
@@ -423,4 +451,5 @@ def thumbnail_scatter(
 
 __all__ = ["collect_activations", "penultimate_layer", "ChannelStats", "channel_stats", "filter_colour_share",
            "linear_templates",
-           "tsne_embedding", "knn_same_class", "spread_subset", "class_colours", "thumbnail_scatter"]
+           "tsne_embedding", "neighbour_probabilities", "perplexity_bandwidths", "knn_same_class", "spread_subset",
+           "class_colours", "thumbnail_scatter"]

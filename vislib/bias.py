@@ -655,6 +655,23 @@ def group_accuracy(model: nn.Module, dataset: BiasDataset, batch_size: int = 256
     return out
 
 
+def flip_count(model: nn.Module, original: Tensor, edited: Tensor, batch_size: int = 256) -> int:
+    """How many of the ``original`` images ``[N, 3, H, W]`` get another predicted class when edited.
+
+    ``edited`` holds the same figures after a change (e.g. ``dataset.redraw(tie=False).images``);
+    the prediction is the argmax of the logits, in eval mode (the model's train/eval flag is
+    restored). A counterfactual that flips many predictions shows a cue the model *needs*.
+    """
+    from .train import predict
+
+    if original.shape != edited.shape:
+        raise ValueError(f"original and edited images differ in shape: {tuple(original.shape)} vs "
+                         f"{tuple(edited.shape)}")
+    before = predict(model, original, batch_size).argmax(1)
+    after = predict(model, edited, batch_size).argmax(1)
+    return int((before != after).sum())
+
+
 def group_table(results: Mapping[str, Mapping[str, Mapping]]) -> str:
     """Several :func:`group_accuracy` results side by side as a text table.
 

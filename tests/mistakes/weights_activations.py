@@ -1,5 +1,4 @@
 """Wrong answers to the exercises of notebook 01, each with words its check's message must contain."""
-import torch
 
 
 def share_without_k2(w):                      # forgot that the mean is repeated at k·k positions

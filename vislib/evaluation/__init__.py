@@ -19,7 +19,7 @@ from .removal import (FILLS, check_fractions, dataset_mean, fill_pixels, pixel_c
                       removal_mask, saliency_rank)
 from .roar import RoarResult, default_settings, fresh_copy, plot_roar, roar
 from .sanity import (SIMILARITIES, SanityResult, cascading_randomization, independent_randomization, plot_sanity,
-                     randomization_steps, spearman_similarity, ssim_similarity)
+                     randomization_steps, randomized_copy, spearman_similarity, ssim_similarity)
 
 __all__ = [
     "noisy_linear_imputation",
@@ -30,5 +30,5 @@ __all__ = [
     "removal_mask", "saliency_rank",
     "RoarResult", "default_settings", "fresh_copy", "plot_roar", "roar",
     "SIMILARITIES", "SanityResult", "cascading_randomization", "independent_randomization", "plot_sanity",
-    "randomization_steps", "spearman_similarity", "ssim_similarity",
+    "randomization_steps", "randomized_copy", "spearman_similarity", "ssim_similarity",
 ]

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..checks import check_images, resolve_target
 from ..hooks import preserve_state
 from ..maps import normalize
+from ..progress import progress_bar
 from ._common import Method, batched_logits, compute_maps, format_rows, resolve_method, t_interval
 
 SIMILARITIES = ("spearman_abs", "spearman", "ssim")
@@ -130,6 +130,25 @@ def _reinitialise(model: nn.Module, names: Sequence[str], seed: int) -> None:
                     p.normal_(0.0, max(p.std().item() if p.numel() > 1 else 0.0, 1e-2))
 
 
+def randomized_copy(model: nn.Module, names: str | Sequence[str], seed: int = 0) -> nn.Module:
+    """A deep copy of ``model`` in which the modules ``names`` are re-initialised; ``model`` is unchanged.
+
+    Each module gets fresh parameters from its own ``reset_parameters()`` (BatchNorm: weight 1,
+    bias 0, running mean 0, variance 1) after ``torch.manual_seed(seed)``, so the result is the
+    same as ``copy.deepcopy(model)`` followed by ``torch.manual_seed(seed)`` and
+    ``module.reset_parameters()``; the global random state is left as it was. This is one step of
+    the model-parameter randomisation test done by hand.
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    modules = dict(model.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        raise ValueError(f"no module named {unknown[0]!r} in the model")
+    clone = copy.deepcopy(model)
+    _reinitialise(clone, names, seed)
+    return clone
+
+
 @dataclass
 class SanityResult:
     """Similarities between the trained model's maps and the randomised models' maps.
@@ -205,7 +224,7 @@ def _run(model: nn.Module, images: Tensor, methods, target, seed: int, mode: str
 
     record(reference)
     randomised = copy.deepcopy(trained)
-    for i, (step, names) in enumerate(tqdm(order, desc=f"{mode} randomisation", disable=not progress)):
+    for i, (step, names) in enumerate(progress_bar(order, progress=progress, desc=f"{mode} randomisation", leave=True)):
         if mode == "independent":
             randomised = copy.deepcopy(trained)
         _reinitialise(randomised, names, seed * 100_003 + i)

@@ -172,6 +172,8 @@ NBGRADER_CONFIG = '''\
 #   nbgrader autograde 03_saliency                -> grades submitted/<student>/03_saliency/
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = {root!r}
+# A cell may run an experiment: nbgrader's default of 30 s per cell is too short on a laptop CPU.
+c.Execute.timeout = 600
 '''
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,12 +42,16 @@ def passed(what: str, detail: str | None = None) -> None:
     print(f"✔ Correct: {what}" + (f" ({detail})" if detail else "") + ".")
 
 
-def attempt(fn: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:
+def attempt(fn: Callable[..., Any], *args: Any, name: str | None = None,
+            hints: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
     """Call the student's ``fn(*args, **kwargs)`` and turn the ways it can break into feedback.
 
-    * the exercise's stub (``raise NotImplementedError()``) → "not solved yet";
+    * the exercise's stub (``raise NotImplementedError()``, no message) → "not solved yet"; a
+      NotImplementedError *with* a message comes from torch (e.g. a 3-D tensor given to a 2-D
+      interpolation) and is reported like any other error;
     * any other exception → which exception, raised by which function, with the student's own
-      traceback chained above the message;
+      traceback chained above the message, and the hint of ``hints`` (words of an error message →
+      hint) whose words the message contains;
     * a function that changes a tensor it was given (``x.relu_()``, ``+=``) → an error, since
       every later cell would see the changed input.
     """
@@ -58,22 +62,28 @@ def attempt(fn: Callable[..., Any], *args: Any, name: str | None = None, **kwarg
     before = [(a, a.detach().clone()) for a in itertools.chain(args, kwargs.values()) if isinstance(a, Tensor)]
     try:
         result = fn(*args, **kwargs)
-    except NotImplementedError:
+    except NotImplementedError as error:
+        if str(error):        # raised by torch or a library with a message, not by the exercise's stub
+            raise _raised(label, error, hints) from error
         raise ExerciseError(
             f"`{label}` is not solved yet: replace `raise NotImplementedError()` in the exercise cell above "
             "with your code, run that cell, then run this check again.") from None
     except ExerciseError:
         raise
     except Exception as error:  # noqa: BLE001 - every error of the student's code becomes feedback
-        raise ExerciseError(
-            f"`{label}` raised {type(error).__name__}: {error}\n"
-            "Hint: the traceback above shows the line of your function that failed.") from error
+        raise _raised(label, error, hints) from error
     for original, copy in before:
         if original.shape != copy.shape or not torch.equal(original.detach(), copy):
             fail(f"`{label}`", "changed one of the tensors it was given (an in-place operation such as "
                  "`x.relu_()`, `x += ...` or `x[...] = ...` on an argument)",
                  "work on a copy (`x = x.clone()`) or use the out-of-place version (`x.relu()`, `x = x + ...`)")
     return result
+
+
+def _raised(label: str, error: Exception, hints: Mapping[str, str] | None) -> ExerciseError:
+    hint = next((h for words, h in (hints or {}).items() if words in str(error)),
+                "the traceback above shows the line of your function that failed.")
+    return ExerciseError(f"`{label}` raised {type(error).__name__}: {error}\nHint: {hint}")
 
 
 def _shape(t: Any) -> tuple[int, ...]:
