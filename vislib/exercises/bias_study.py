@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .feedback import attempt, expect_close, expect_equal, expect_tensor, fail, passed
+from .feedback import attempt, expect_close, expect_equal, expect_tensor, fail, passed, same
 from .registry import exercise
 
 NOTEBOOK = "09_bias_study"
@@ -26,10 +26,6 @@ def _loop_group_accuracy(pred: Tensor, labels: Tensor, group: Tensor, n_groups: 
         total[g] += 1
         correct[g] += int(p == y)
     return torch.tensor([c / t for c, t in zip(correct, total)], dtype=torch.float64)
-
-
-def _same(a: Tensor, b: Tensor, tol: float = 1e-6) -> bool:
-    return a.shape == b.shape and bool(((a.double() - b.double()).abs() <= tol).all())
 
 
 @exercise("09-group-accuracy", NOTEBOOK, "group_accuracy",
@@ -61,16 +57,16 @@ def group_accuracy(fn: Callable) -> None:
         if got.shape == expected.shape:
             correct = (pred_ == labels_)
             counts = torch.tensor([float(correct[group_ == k].sum()) for k in range(n)], dtype=torch.float64)
-            if _same(got, 1 - expected):
+            if same(got, 1 - expected, atol=1e-6):
                 fail(what, "it is 1 - accuracy, the fraction of *wrong* predictions in each group",
                      "count the images where pred == labels")
-            if _same(got, counts):
+            if same(got, counts, atol=1e-6):
                 fail(what, "these are the numbers of correct predictions per group, not fractions",
                      "divide by the size of each group, (group == g).sum()")
-            if _same(got, counts / len(pred_)):
+            if same(got, counts / len(pred_), atol=1e-6):
                 fail(what, "you divided the correct predictions of each group by the number of all images",
                      "divide by the number of images in the group, (group == g).sum()")
-            if _same(got, torch.full_like(expected, float(correct.double().mean()))):
+            if same(got, torch.full_like(expected, float(correct.double().mean())), atol=1e-6):
                 fail(what, "every group got the overall accuracy",
                      "select the images of one group first (group == g), then average pred == labels over them")
         expect_close(got, expected, what, atol=1e-6, axes=["group"],
@@ -121,11 +117,11 @@ def part_enrichment(fn: Callable) -> None:
             elif abs(float(got[0]) - 1 / (h * w)) < 1e-6:
                 problem += ": is the area a number of pixels instead of a fraction of the image?"
             fail(what, problem, "enrichment = share / area, with area = (pixels in the mask) / (pixels in the image)")
-        if _same(got, _loop_enrichment(maps, mask, clamp="none")):
+        if same(got, _loop_enrichment(maps, mask, clamp="none"), atol=1e-6):
             fail(what, "it keeps the negative values of the map (image 2 is negative on the part and positive "
                  "elsewhere: its enrichment must be 0)",
                  "set negative saliency to 0 first (maps.clamp(min=0)): only evidence *for* the class counts")
-        if _same(got, _loop_enrichment(maps, mask, clamp="abs")):
+        if same(got, _loop_enrichment(maps, mask, clamp="abs"), atol=1e-6):
             fail(what, "it uses |map|: image 2 is negative on the part, so its enrichment must be 0, not large",
                  "negative saliency is evidence against the class: set it to 0 (clamp(min=0)) instead of "
                  "flipping its sign")

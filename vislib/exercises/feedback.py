@@ -22,7 +22,13 @@ import torch
 from torch import Tensor
 
 __all__ = ["ExerciseError", "attempt", "expect_close", "expect_equal", "expect_shape", "expect_tensor",
-           "fail", "passed"]
+           "fail", "passed", "recognise", "same"]
+
+#: Hints for errors torch raises on common slips (words of the error message -> hint).
+TORCH_HINTS = {
+    "needs 4D input": "F.interpolate(..., mode='bilinear') needs a 4-D tensor [B, C, h, w]: add a channel axis "
+                      "(m[:, None] or m.unsqueeze(1)), interpolate, then remove it again ([:, 0])",
+}
 
 
 class ExerciseError(AssertionError):
@@ -81,7 +87,7 @@ def attempt(fn: Callable[..., Any], *args: Any, name: str | None = None,
 
 
 def _raised(label: str, error: Exception, hints: Mapping[str, str] | None) -> ExerciseError:
-    hint = next((h for words, h in (hints or {}).items() if words in str(error)),
+    hint = next((h for words, h in {**TORCH_HINTS, **(hints or {})}.items() if words in str(error)),
                 "the traceback above shows the line of your function that failed.")
     return ExerciseError(f"`{label}` raised {type(error).__name__}: {error}\nHint: {hint}")
 
@@ -229,3 +235,24 @@ def expect_equal(actual: Any, expected: Any, what: str, hint: str | None = None)
         ok = actual == expected
     if not ok:
         fail(what, f"yours is {actual!r}, expected {expected!r}", hint)
+
+
+def same(a: Tensor, b: Tensor, *, atol: float = 1e-8, rtol: float = 1e-6) -> bool:
+    """True when ``a`` and ``b`` have the same shape and close values (compared in float64)."""
+    return (tuple(a.shape) == tuple(b.shape)
+            and torch.allclose(a.detach().double().cpu(), b.detach().double().cpu(), atol=atol, rtol=rtol))
+
+
+def recognise(got: Tensor, mistakes: Sequence[tuple], what: str, hint: str | None = None, *,
+              expected: Tensor | None = None, atol: float = 1e-8, rtol: float = 1e-6) -> None:
+    """Fail with the words of the first known mistake that ``got`` reproduces.
+
+    ``mistakes``: ``(wrong_answer, problem)`` or ``(wrong_answer, problem, hint)``, each the result a
+    typical mistake gives on the check's inputs. A mistake whose result equals ``expected`` on these
+    inputs is skipped (it cannot be told apart there). Nothing happens when none matches.
+    """
+    for wrong, problem, *own_hint in mistakes:
+        if expected is not None and same(wrong, expected, atol=atol, rtol=rtol):
+            continue
+        if same(got, wrong, atol=atol, rtol=rtol):
+            fail(what, problem, own_hint[0] if own_hint else hint)

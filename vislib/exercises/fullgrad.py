@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..attribution.fullgrad import psi
-from .feedback import expect_close, expect_shape, expect_tensor, fail, passed
-from .gradcam import call, first_match
+from .feedback import attempt, expect_close, expect_shape, expect_tensor, fail, passed, recognise
 from .registry import exercise
 
 NOTEBOOK = "07_fullgrad"
@@ -43,7 +42,7 @@ def bn_effective_bias(fn: Callable) -> None:
             "γ = bn.weight, β = bn.bias: its bias is β - γ·μ/s, one value per channel")
     bn = _batchnorm(torch.Generator().manual_seed(7))
     state = {k: v.clone() for k, v in bn.state_dict().items()}
-    got = call(fn, bn)
+    got = attempt(fn, bn)
     changed = [k for k, v in bn.state_dict().items() if not torch.equal(v, state[k])]
     if changed or bn.training:
         fail(what, f"changed the BatchNorm it was given ({', '.join(changed) or 'its train/eval mode'})",
@@ -72,7 +71,7 @@ def bn_effective_bias(fn: Callable) -> None:
                                                    "and so the shift -μ/s too"),
             (-gamma * mu / torch.sqrt(var + bn.eps), "you left out β (bn.bias)"),
         ]
-    first_match(got, alternatives, what, hint)
+    recognise(got, alternatives, what, hint)
     expect_close(got[:2], expected[:2], what + " on two channels worked out by hand", atol=1e-9, axes=["channel"],
                  hint="channel 0 has running mean 0, so its bias is β; channel 1 has γ = 2, μ = 3 and "
                       "running_var + eps = 1, so its bias is β - 6")
@@ -139,7 +138,7 @@ def fullgrad_total(fn: Callable) -> None:
     with torch.no_grad():
         target = net(x).argmax(1)
     S, input_grad, biases, bias_grads = _gradients(net, x, target)
-    got = expect_tensor(call(fn, x, input_grad, biases, bias_grads, hints=hints), what)
+    got = expect_tensor(attempt(fn, x, input_grad, biases, bias_grads, hints=hints), what)
     if got.numel() == 1 and len(S) > 1:
         fail(what, f"returned a single number {got.flatten()[0].item():.6g}; expected one per image, shape "
              f"{(len(S),)}", "sum over every axis but the batch axis (dim 0), e.g. t.flatten(1).sum(1)")
@@ -176,11 +175,11 @@ def fullgrad_total(fn: Callable) -> None:
          "a linear layer's gradient is [B, C]: reshaping its bias to [1, C, 1, 1] broadcasts it against the batch "
          "axis; reshape it only for gradients with spatial axes"),
     ]
-    first_match(got, alternatives, what, hint)
+    recognise(got, alternatives, what, hint)
     # By hand: S = 3·x_0 - x_1 + 2·x_2 + 0.5 on a 3 x 1 x 1 "image" x = (1, 2, 0.5): S = 2.5, input term 2.
     x_hand = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64).view(1, 3, 1, 1)
     g_hand = torch.tensor([3.0, -1.0, 2.0], dtype=torch.float64).view(1, 3, 1, 1)
-    hand = call(fn, x_hand, g_hand, {"fc": torch.tensor([0.5], dtype=torch.float64)},
+    hand = attempt(fn, x_hand, g_hand, {"fc": torch.tensor([0.5], dtype=torch.float64)},
                 {"fc": torch.ones(1, 1, dtype=torch.float64)}, hints=hints)
     hand = expect_tensor(hand, what)
     expect_shape(hand, (1,), what, "one number per image: a tensor [B]")
@@ -217,7 +216,7 @@ def psi_map(fn: Callable) -> None:
     t = torch.randn(B, C, h, w, generator=gen, dtype=torch.float64)
     t = torch.sign(t) * (t.abs() + 1.0)              # |T| >= 1: the minimum matters
     t[1] *= 5.0                                      # images of different scale
-    got = expect_tensor(call(fn, t, size, hints=hints), what)
+    got = expect_tensor(attempt(fn, t, size, hints=hints), what)
     if got.shape == (B, C, *size):
         fail(what, f"has shape {tuple(got.shape)}: one map per channel; ψ sums them, shape {(B, *size)}", hint)
     expect_shape(got, (B, *size), what, hint)
@@ -255,8 +254,8 @@ def psi_map(fn: Callable) -> None:
          "values), upsample, then sum"),
         (up(right).mean(1), f"your map is the expected one divided by C = {C}: sum over the channels, do not average"),
     ]
-    first_match(got, alternatives, what, hint)
-    expect_close(call(fn, t_hand, (3, 3), hints=hints), hand_expected, what + " on a 2 x 2 example worked out by hand",
+    recognise(got, alternatives, what, hint)
+    expect_close(attempt(fn, t_hand, (3, 3), hints=hints), hand_expected, what + " on a 2 x 2 example worked out by hand",
                  atol=1e-9, axes=["image", "row", "column"],
                  hint="image 0: |T| is 2 at the top-left of channel 0 and 0 elsewhere, rescaled to 1 (up to eps) "
                       "there; align_corners=True keeps the corners and puts 1/2, 1/4 between them; image 1: |T| = 3 "

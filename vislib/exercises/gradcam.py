@@ -8,7 +8,7 @@ case whose answer is known by hand, and names the likely mistakes before the gen
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,29 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .feedback import attempt, expect_close, expect_shape, expect_tensor, fail, passed
+from .feedback import attempt, expect_close, expect_shape, expect_tensor, fail, passed, recognise
 from .registry import exercise
 
 NOTEBOOK = "06_gradcam"
-
-#: What a NotImplementedError *with a message* from torch means (the exercise stub's has none).
-INTERPOLATE_HINT = ("F.interpolate(..., mode='bilinear') needs a 4-D tensor [B, C, h, w]: add a channel axis "
-                    "(cam[:, None] or cam.unsqueeze(1)), interpolate, then remove it again ([:, 0])")
-
-
-def call(fn: Callable, *args: Any, name: str | None = None, hints: Mapping[str, str] | None = None) -> Any:
-    """:func:`~vislib.exercises.feedback.attempt` with a hint for torch's 3-D bilinear interpolation error."""
-    return attempt(fn, *args, name=name, hints={"needs 4D input": INTERPOLATE_HINT, **(hints or {})})
-
-
-def first_match(got: Tensor, alternatives: Sequence[tuple[Tensor, str]], what: str, hint: str | None = None,
-                atol: float = 1e-8) -> None:
-    """Fail with the message of the first wrong answer ``got`` reproduces (same shape, values close)."""
-    g = got.detach().to(torch.float64)
-    for wrong, message in alternatives:
-        if wrong.shape == g.shape and torch.allclose(g, wrong.to(torch.float64), atol=atol, rtol=1e-6):
-            fail(what, message, hint)
-
 
 # --------------------------------------------------------------------------- Exercise 1: Grad-CAM
 def _gradcam_by_loops(A: Tensor, G: Tensor) -> Tensor:
@@ -63,7 +44,7 @@ def gradcam_map(fn: Callable) -> None:
     A = torch.randn(B, K, h, w, generator=g, dtype=torch.float64).relu()        # a ReLU layer's output
     G = torch.randn(B, K, h, w, generator=g, dtype=torch.float64) + 0.3
     G[1] -= 0.6                                                                  # other weights per image
-    got = expect_tensor(call(fn, A, G), what)
+    got = expect_tensor(attempt(fn, A, G), what)
     if got.shape == (B, K, h, w):
         fail(what, f"has shape {tuple(got.shape)}: one map per channel; the answer is one map per image, "
              f"shape {(B, h, w)}", "sum the weighted channels over k (dim 1)")
@@ -96,7 +77,7 @@ def gradcam_map(fn: Callable) -> None:
          "you weighted the gradients by the mean activation: the weights come from G (the gradient), the maps "
          "that are summed are the activations A"),
     ]
-    first_match(got, alternatives, what, hint)
+    recognise(got, alternatives, what, hint)
     # By hand: channel 0 is all ones with mean gradient 0.5, channel 1 is 1 at the top left with mean
     # gradient -1/4: map = 0.5 - 0.25 * A_1. The second image has the opposite gradients: all negative, map 0.
     A_hand = torch.zeros(2, 2, 2, 2, dtype=torch.float64)
@@ -106,7 +87,7 @@ def gradcam_map(fn: Callable) -> None:
     G_hand[0, 0] = 0.5
     G_hand[0, 1, 1, 1] = -1.0
     G_hand[1] = -G_hand[0]
-    expect_close(call(fn, A_hand, G_hand), torch.tensor([[[0.25, 0.5], [0.5, 0.5]], [[0.0, 0.0], [0.0, 0.0]]],
+    expect_close(attempt(fn, A_hand, G_hand), torch.tensor([[[0.25, 0.5], [0.5, 0.5]], [[0.0, 0.0], [0.0, 0.0]]],
                                                         dtype=torch.float64),
                  what + " on a 2 x 2 example worked out by hand", atol=1e-9, axes=["image", "row", "column"],
                  hint="image 0: α = (0.5, -0.25), so the map is 0.5·1 - 0.25·A_1 = 0.25 at the top left and 0.5 "
@@ -150,7 +131,7 @@ def guided_gradcam_map(fn: Callable) -> None:
     guided = torch.rand(B, H, W, generator=g, dtype=torch.float64)
     cam = torch.rand(B, h, w, generator=g, dtype=torch.float64)
     cam[0, 0, 0] = 0.0
-    got = expect_tensor(call(fn, guided, cam, hints=hints), what)
+    got = expect_tensor(attempt(fn, guided, cam, hints=hints), what)
     expect_shape(got, (B, H, W), what, "the answer has the shape of the guided backprop map, [B, H, W]")
     got = got.detach().to(torch.float64)
 
@@ -170,10 +151,10 @@ def guided_gradcam_map(fn: Callable) -> None:
         (guided * bilinear / bilinear.flatten(1).amax(1)[:, None, None],
          "you rescaled the Grad-CAM map by its maximum; multiply by the raw upsampled map"),
     ]
-    first_match(got, alternatives, what, hint)
+    recognise(got, alternatives, what, hint)
     # By hand: a Grad-CAM map that is constant c on an image upsamples to c everywhere: the answer is c · guided.
     const = torch.tensor([2.0, 0.5], dtype=torch.float64)[:, None, None].expand(B, h, w).clone()
-    expect_close(call(fn, guided, const), guided * const[:, :1, :1], what + " with a constant Grad-CAM map c",
+    expect_close(attempt(fn, guided, const), guided * const[:, :1, :1], what + " with a constant Grad-CAM map c",
                  atol=1e-9, axes=["image", "row", "column"],
                  hint="with Grad-CAM equal to c everywhere the product is c times the guided backprop map "
                       "(c = 2 on image 0, 0.5 on image 1)")
@@ -214,7 +195,7 @@ def gradcam_pp_weights(fn: Callable) -> None:
     A[1, 3] = 0.0
     A[1, 3, 0, 0] = 4.0                 # Σ A = 4 and g = -1/2: 2 g² + 4 g³ = 0 exactly
     G[1, 3, 2, 1] = -0.5
-    got = expect_tensor(call(fn, A, G), what)
+    got = expect_tensor(attempt(fn, A, G), what)
     if got.shape == (B, K, h, w):
         fail(what, f"has shape {tuple(got.shape)}: α·ReLU(g) per position; the weights are its sum over the "
              f"positions, shape {(B, K)}", hint)
@@ -244,11 +225,11 @@ def gradcam_pp_weights(fn: Callable) -> None:
         (weights(alpha) / (h * w), f"your weights are the expected ones divided by h·w = {h * w}: sum α·ReLU(g) "
                                    "over the positions, do not average"),
     ]
-    first_match(got, alternatives, what, hint)
+    recognise(got, alternatives, what, hint)
     # By hand: one image of three 1 x 2 channels.
     A_hand = torch.tensor([[[[0.0, 0.0]], [[3.0, 1.0]], [[2.0, 5.0]]]], dtype=torch.float64)
     G_hand = torch.tensor([[[[0.4, 0.2]], [[-0.5, 2.0]], [[0.0, 0.0]]]], dtype=torch.float64)
-    expect_close(call(fn, A_hand, G_hand), torch.tensor([[0.3, 0.2, 0.0]], dtype=torch.float64),
+    expect_close(attempt(fn, A_hand, G_hand), torch.tensor([[0.3, 0.2, 0.0]], dtype=torch.float64),
                  what + " on three 1 x 2 channels worked out by hand", atol=1e-9, axes=["image", "channel"],
                  hint="channel 0: ΣA = 0, so α = 1/2 and w = (0.4 + 0.2)/2 = 0.3; channel 1: ΣA = 4, at g = -0.5 "
                       "the denominator is 0 (α = 0) and at g = 2 α = 4/(8 + 32) = 0.1, so w = 0.2; channel 2: "

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import attribution
-from .feedback import attempt, expect_close, expect_equal, expect_shape, expect_tensor, fail, passed
+from .feedback import attempt, expect_close, expect_equal, expect_shape, expect_tensor, fail, passed, recognise, same
 from .registry import exercise
 
 NOTEBOOK = "03_saliency"
@@ -67,13 +67,9 @@ def _call_map(fn: Callable, model: nn.Module, x: Tensor, target: Tensor, what: s
     return got.detach().double()
 
 
-def _same(a: Tensor, b: Tensor) -> bool:
-    return torch.allclose(a, b, rtol=1e-6, atol=1e-10)
-
-
 # --------------------------------------------------------------------------- 1. vanilla gradient
 def _gradient_diagnoses(got: Tensor, model: nn.Module, x: Tensor, target: Tensor, expected: Tensor, what: str) -> None:
-    if _same(got, expected):
+    if same(got, expected, atol=1e-10):
         return
     g = _input_gradient(model, x, lambda s: s.gather(1, target[:, None]).squeeze(1))
     variants = [
@@ -93,9 +89,7 @@ def _gradient_diagnoses(got: Tensor, model: nn.Module, x: Tensor, target: Tensor
          "it is the gradient of the sum of *all* class scores, not of the target class's score",
          "pick the scores with logits.gather(1, target[:, None]) and differentiate their sum"),
     ]
-    for wrong, problem, hint in variants:
-        if not _same(wrong, expected) and _same(got, wrong):
-            fail(what, problem, hint)
+    recognise(got, variants, what, expected=expected, atol=1e-10)
 
 
 @exercise("03-vanilla-gradient", NOTEBOOK, "vanilla_gradient",
@@ -130,7 +124,7 @@ def vanilla_gradient(fn: Callable) -> None:
 # --------------------------------------------------------------------------- 2. gradient x input
 def _input_x_gradient_diagnoses(got: Tensor, model: nn.Module, x: Tensor, target: Tensor, expected: Tensor,
                                 what: str) -> None:
-    if _same(got, expected):
+    if same(got, expected, atol=1e-10):
         return
     g = _input_gradient(model, x, lambda s: s.gather(1, target[:, None]).squeeze(1))
     variants = [
@@ -143,9 +137,7 @@ def _input_x_gradient_diagnoses(got: Tensor, model: nn.Module, x: Tensor, target
         ((g.abs() * x).sum(1), "it multiplies x by |dS/dx|: gradient × input is signed, keep the gradient's sign",
          "(grad * x).sum(dim=1), no abs"),
     ]
-    for wrong, problem, hint in variants:
-        if not _same(wrong, expected) and _same(got, wrong):
-            fail(what, problem, hint)
+    recognise(got, variants, what, expected=expected, atol=1e-10)
 
 
 @exercise("03-input-x-gradient", NOTEBOOK, "input_x_gradient",
