@@ -166,3 +166,12 @@ def test_a_library_notimplementederror_is_not_taken_for_the_stub():
     with pytest.raises(ExerciseError) as error:
         attempt(upsample_3d, torch.zeros(2, 3, 3))
     assert "not solved yet" not in str(error.value) and "NotImplementedError" in str(error.value)
+
+
+def test_build_command_takes_options_and_notebooks_in_any_order(tmp_path, capsys):
+    from vislib.exercises.build import main
+
+    assert main(["student", "--out", str(tmp_path), "03"]) == 0
+    assert main(["student", "05", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == ["03_saliency.ipynb", "05_cam.ipynb"]
+    assert main(["lint", "03"]) == 0 and "format OK" in capsys.readouterr().out

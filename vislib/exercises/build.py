@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", help="prefixes such as 03 05 (default: all)")
     parser.add_argument("--out", type=Path, help="output folder")
     parser.add_argument("--force", action="store_true", help="student: overwrite changed student notebooks")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)          # options and notebook prefixes in any order
     if args.what == "lint":
         from ..course import notebooks
 
