@@ -42,7 +42,7 @@ $(STANDINS): $(STAMP)
 	touch $(STANDINS)
 
 test: $(STAMP) $(PEERS) $(STANDINS)
-	VISLIB_QUICK=1 TORCH_HOME=$(abspath $(STANDIN_HOME)) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
+	VISLIB_QUICK=1 TORCH_HOME=$(abspath $(STANDIN_HOME)) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider --durations=25
 
 # Unit tests alone (a few minutes): everything in tests/ except what executes whole notebooks or
 # drives the browser; make test (= CI) runs those too.
