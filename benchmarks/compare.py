@@ -252,11 +252,13 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
                     internal_batch_size=grad_batch).sum(1)
             return run
 
+        # captum's draw, made once outside the timed call: torch.normal(0, stdev repeated to [B * n, 3, H, W])
+        torch.manual_seed(0)
+        captum_noise = torch.normal(0, torch.tensor(noise_std, device=x.device).repeat((len(x) * n_noise, *x.shape[1:])))
+        captum_noise = captum_noise.view(len(x), n_noise, *x.shape[1:])
+
         def vislib_smoothgrad():
-            torch.manual_seed(0)      # captum's draw: torch.normal(0, stdev repeated to [B * n, 3, H, W])
-            noise = torch.normal(0, torch.tensor(noise_std, device=x.device).repeat((len(x) * n_noise, *x.shape[1:])))
-            return A.smoothgrad(model, x, classes, noise=noise.view(len(x), n_noise, *x.shape[1:]),
-                                batch_size=grad_batch)
+            return A.smoothgrad(model, x, classes, noise=captum_noise, batch_size=grad_batch)
 
         def captum_smoothgrad():
             torch.manual_seed(0)

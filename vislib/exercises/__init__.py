@@ -21,5 +21,10 @@ from . import (bias_study, cam, evaluation, fullgrad, gradcam, occlusion, salien
 from .feedback import ExerciseError
 from .registry import EXERCISES, Exercise
 
+# In course order (notebook by notebook, each notebook's exercises in the order they appear).
+_ordered = sorted(EXERCISES.values(), key=lambda ex: ex.notebook)     # stable: keeps each notebook's order
+EXERCISES.clear()
+EXERCISES.update((ex.grade_id, ex) for ex in _ordered)
+
 __all__ = ["EXERCISES", "Exercise", "ExerciseError", "bias_study", "cam", "evaluation", "fullgrad", "gradcam",
            "occlusion", "saliency", "sanity_checks", "tsne", "weights_activations"]
