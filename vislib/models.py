@@ -282,17 +282,25 @@ def _checkpoint_path(weights) -> Path:
 STANDIN_MARKER = ".vislib-standin"
 
 
+def _cached_path(name: str) -> Path:
+    """Where torchvision keeps (or would keep) the ImageNet weights of ``name``."""
+    return _checkpoint_path(_imagenet_weights(name)[1])
+
+
+def _standin_marker(path: Path) -> Path:
+    """The file beside a checkpoint that says it holds stand-in weights."""
+    return path.with_name(path.name + STANDIN_MARKER)
+
+
 def imagenet_available(name: str = "resnet18") -> bool:
     """True when weights for ``name`` are in the local torch cache (no network): real or stand-in."""
-    _, weights = _imagenet_weights(name)
-    return _checkpoint_path(weights).exists()
+    return _cached_path(name).exists()
 
 
 def imagenet_is_standin(name: str = "resnet18") -> bool:
     """True when the cached weights of ``name`` are stand-ins written by :func:`write_imagenet_standins`."""
-    _, weights = _imagenet_weights(name)
-    path = _checkpoint_path(weights)
-    return path.exists() and path.with_name(path.name + STANDIN_MARKER).exists()
+    path = _cached_path(name)
+    return path.exists() and _standin_marker(path).exists()
 
 
 def imagenet(name: str = "resnet18", *, download: bool = False, pretrained: bool = True) -> nn.Sequential:
@@ -371,7 +379,7 @@ def write_imagenet_standins(names: Sequence[str], hub_dir: str | Path, seed: int
     for name in names:
         builder, weights = _imagenet_weights(name)
         path = folder / os.path.basename(weights.url)
-        marker = path.with_name(path.name + STANDIN_MARKER)
+        marker = _standin_marker(path)
         if path.exists() and not marker.exists():
             raise FileExistsError(f"{path} holds real weights; stand-ins are written only into a folder of their own")
         torch.manual_seed(seed)
@@ -409,7 +417,7 @@ def download_imagenet(names: Sequence[str], timeout: float = 5.0) -> list[Path]:
                 f"{path.name} into {path.parent}.") from None
         if path.exists():                                  # a stand-in: replace it with the real weights
             path.unlink()
-            path.with_name(path.name + STANDIN_MARKER).unlink(missing_ok=True)
+            _standin_marker(path).unlink(missing_ok=True)
         imagenet(name, download=True)
         paths.append(path)
     return paths
@@ -442,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         for name in sorted(_IMAGENET):
             state = ("stand-in" if imagenet_is_standin(name) else "cached") if imagenet_available(name) else "missing"
-            print(f"{name:10s} {state:9s} {_checkpoint_path(_imagenet_weights(name)[1])}")
+            print(f"{name:10s} {state:9s} {_cached_path(name)}")
     return 0
 
 

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import check_images, resolve_target
-from ..hooks import preserve_state
+from ..hooks import LayerNotFoundError, get_layer, preserve_state
 from ..maps import normalize
 from ..progress import progress_bar
 from ._common import Method, batched_logits, compute_maps, format_rows, resolve_method, t_interval
@@ -140,10 +140,11 @@ def randomized_copy(model: nn.Module, names: str | Sequence[str], seed: int = 0)
     the model-parameter randomisation test done by hand.
     """
     names = [names] if isinstance(names, str) else list(names)
-    modules = dict(model.named_modules())
-    unknown = [n for n in names if n not in modules]
-    if unknown:
-        raise ValueError(f"no module named {unknown[0]!r} in the model")
+    for name in names:
+        try:
+            get_layer(model, name)
+        except LayerNotFoundError as error:     # say which name, and list the valid ones
+            raise LayerNotFoundError(f"no module named {name!r} in the model ({error})") from None
     clone = copy.deepcopy(model)
     _reinitialise(clone, names, seed)
     return clone
