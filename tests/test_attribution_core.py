@@ -134,3 +134,54 @@ def test_one_home_for_device_dtype_probe_pass_and_progress_bar():
     assert progress.progress_bar(range(3), progress=None).disable
     assert not progress.progress_bar(range(progress.LONG_LOOP), progress=None, leave=False).disable
     assert progress.progress_bar(total=100, progress=False).disable
+
+
+class _ValueBranch(nn.Module):
+    """Control flow on a tensor's value: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        return (y if y.sum() > 0 else -y).mean(dim=(2, 3))
+
+
+def test_inference_copy_folds_batch_norm_keeps_the_logits_and_leaves_the_model_alone():
+    model, x = tiny_net(), tiny_images(4)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        expected = model.eval()(x)
+    model.train()
+    net = core.inference_copy(model)
+    kinds = {type(m) for m in net.modules()}
+    assert nn.BatchNorm2d not in kinds and nn.Conv2d in kinds      # every conv + BN pair folded
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), expected)              # float64: equal to rounding
+        torch.testing.assert_close(net(x.contiguous(memory_format=torch.channels_last)), expected)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+    branchy = _ValueBranch().double().eval()
+    copied = core.inference_copy(branchy)                          # untraceable: copied, not folded
+    assert copied is not branchy and any(isinstance(m, nn.BatchNorm2d) for m in copied.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(copied(x), branchy(x))
+
+
+def test_score_variants_through_the_inference_copy_equals_the_plain_model():
+    model, x = tiny_net(), tiny_images(3)
+    classes = torch.tensor([2, 0, 1])
+    shifts = torch.linspace(-0.3, 0.3, 8, dtype=x.dtype)
+
+    def make(b, v):
+        return x[b] + shifts[v].view(-1, 1, 1, 1)
+
+    plain = core.score_variants(model, x, classes, 8, make, batch_size=2, fast_from=10**9)
+    fast = core.score_variants(model, x, classes, 8, make, batch_size=2, fast_from=1)
+    torch.testing.assert_close(fast, plain)
+    assert hooks.hook_count(model) == 0 and not model.training
