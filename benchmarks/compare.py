@@ -116,6 +116,9 @@ NOTES = {
                 "channels of the masked images' logits; vislib's default is the paper's increase over a black "
                 "image); grad-cam normalises (compared normalised); vislib skips the passes of constant channels",
     "gc-xgc": "same definition (eps 1e-7 in both); grad-cam normalises: compared normalised",
+    "tc-xgc": "same definition (torch-cam's eps 1e-8, vislib's 1e-7: no channel sum is that small here); "
+              "torch-cam raw layer map (normalized=False) upsampled bilinearly",
+    "tc-lc": "same definition; torch-cam raw layer map (normalized=False) upsampled bilinearly",
     "gc-lc": "same definition; grad-cam normalises: compared normalised",
     "gc-hr": "same definition; grad-cam normalises: compared normalised",
     "gc-eig": "differs on purpose in the sign of the principal component: vislib makes sum(v) >= 0, grad-cam "
@@ -330,6 +333,8 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
         from torchcam.methods import CAM as TCAM
         from torchcam.methods import GradCAM as TGradCAM
         from torchcam.methods import GradCAMpp as TGradCAMpp
+        from torchcam.methods import LayerCAM as TLayerCAM
+        from torchcam.methods import XGradCAM as TXGradCAM
 
         def tc(cls_):
             def run():
@@ -350,6 +355,10 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
                  raw=True, exact=True, floor="fwd+bwd@layer", note="tc-gc"))
         add(Pair("gradcam_pp", "torch-cam", lambda: A.gradcam_pp(model, x, classes, layer=layer), tc(TGradCAMpp),
                  raw=True, exact=False, floor="fwd+bwd@layer", note="tc-gcpp"))
+        add(Pair("xgradcam", "torch-cam", lambda: A.xgradcam(model, x, classes, layer=layer), tc(TXGradCAM),
+                 raw=True, exact=True, floor="fwd+bwd@layer", note="tc-xgc"))
+        add(Pair("layercam", "torch-cam", lambda: A.layercam(model, x, classes, layer=layer), tc(TLayerCAM),
+                 raw=True, exact=True, floor="fwd+bwd@layer", note="tc-lc"))
         add(Pair("gradcam_pp (torch-cam def.)", "torch-cam",
                  lambda: gradcam_pp_as("torch-cam", model, x, classes, layer_name), tc(TGradCAMpp),
                  raw=True, exact=True, floor="fwd+bwd@layer", note="tc-gcpp'", timed=False))

@@ -52,6 +52,7 @@ EXPECTED_PAIRS = {
     # the methods of issue 12
     ("integrated_gradients", "captum"), ("smoothgrad", "captum"), ("score_cam", "grad-cam"),
     ("xgradcam", "grad-cam"), ("layercam", "grad-cam"), ("hirescam", "grad-cam"), ("eigencam", "grad-cam"),
+    ("xgradcam", "torch-cam"), ("layercam", "torch-cam"),
     ("integrated_gradients (trapezoid, captum def.)", "captum"), ("eigencam (grad-cam def.)", "grad-cam"),
 }
 
