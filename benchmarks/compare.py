@@ -85,6 +85,7 @@ PEERS = ("captum", "grad-cam", "torch-cam")
 NOTES = {
     "sal": "captum Saliency(abs) per channel, reduced by max over colour like vislib",
     "gbp": "captum GuidedBackprop per channel, reduced by max abs over colour",
+    "deconv": "captum Deconvolution per channel, reduced by max abs over colour",
     "ggc": "captum GuidedGradCam(interpolate_mode='bilinear'), reduced by max abs over colour",
     "lgc": "captum LayerGradCam(relu_attributions=True), upsampled bilinearly like vislib",
     "occ": "captum Occlusion, baseline = the Normalize mean colour (vislib fill='mean')",
@@ -227,7 +228,7 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
             out.append(pair)
 
     if "captum" in peers:
-        from captum.attr import GuidedBackprop, GuidedGradCam, LayerGradCam, Occlusion, Saliency
+        from captum.attr import Deconvolution, GuidedBackprop, GuidedGradCam, LayerGradCam, Occlusion, Saliency
 
         def captum_occlusion():
             mean = _normalize_layer(model).mean.view(1, 3, 1, 1).expand(1, 3, *size).to(x)
@@ -242,6 +243,9 @@ def pairs(model: nn.Module, images: Tensor, classes: Tensor, layer_name: str, fc
         add(Pair("guided_backprop", "captum", lambda: A.guided_backprop(model, x, classes),
                  lambda: GuidedBackprop(model).attribute(x, target=classes).abs().amax(1),
                  raw=True, exact=True, floor="fwd+bwd", note="gbp"))
+        add(Pair("deconvnet", "captum", lambda: A.deconvnet(model, x, classes),
+                 lambda: Deconvolution(model).attribute(x, target=classes).abs().amax(1),
+                 raw=True, exact=True, floor="fwd+bwd", note="deconv"))
         add(Pair("occlusion", "captum",
                  lambda: A.occlusion(model, x, classes, patch=patch, stride=stride, fill="mean",
                                      batch_size=occlusion_batch, progress=False),

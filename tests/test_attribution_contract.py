@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -46,6 +47,8 @@ def test_registry_is_derived_from_the_catalogue():
             assert r.paper and r.paper.split()[0].strip(",") in docs, r.name
     table = A.method_table()          # the README's method table, one row per method
     assert all(f"| `{n}` |" in table for n in names) and table.count("\n") == len(names) + 1
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    assert table in readme.read_text(), "README's method table is stale: paste attribution.method_table()"
     # the seven new methods are there
     assert {"smoothgrad", "integrated_gradients", "score_cam", "xgradcam", "layercam", "hirescam",
             "eigencam"} <= set(names)

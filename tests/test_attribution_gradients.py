@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from _tiny_models import GuidedToy, tiny_images, tiny_net
+from _tiny_models import Exploding, GuidedToy, tiny_images, tiny_net
 from vislib import attribution as A
 from vislib import hooks
 from vislib.models import imagenet
@@ -65,6 +65,52 @@ def test_guided_backprop_hand_computed(target, guided, vanilla):
     assert plain.flatten().tolist() == vanilla
     assert A.guided_backprop(model, TOY_X, target).flatten().tolist() == [max(abs(v) for v in guided)]
     assert A.gradient(model, TOY_X, target).flatten().tolist() == [max(abs(v) for v in vanilla)]
+
+
+# Deconvnet on the same toy: every ReLU sends back clamp(g, 0), whatever its input was.
+# Target 0: dS/dr2 = (1, -1) -> (1, 0); fc2^T (1, 0) = (1, -1, 1) -> (1, 0, 1) (unit 3 was
+#   inactive, deconvnet passes it anyway); dS/dx = fc1^T (1, 0, 1) = (1, 0, -1).
+# Target 1: dS/dr2 = (2, 1); fc2^T (2, 1) = (3, -1, 3) -> (3, 0, 3); dS/dx = (3, 0, -3).
+@pytest.mark.parametrize("target, expected", [(0, [1.0, 0.0, -1.0]), (1, [3.0, 0.0, -3.0])])
+def test_deconvnet_hand_computed_with_an_in_place_relu_used_twice(target, expected):
+    model = GuidedToy().eval()
+    x = TOY_X.clone().requires_grad_()
+    with A.deconvnet_relus(model):
+        logits = model(x)
+        assert hooks.hook_count(model) == 2                  # a pre-hook and a hook on the one ReLU
+    (g,) = torch.autograd.grad(logits[0, target], x)
+    assert g.flatten().tolist() == expected
+    assert logits[0].tolist() == [-1.0, 2.5]                  # the forward pass is the model's
+    assert A.deconvnet(model, TOY_X, target).flatten().tolist() == [max(abs(v) for v in expected)]
+    assert hooks.hook_count(model) == 0 and model.relu.inplace
+
+
+def test_deconvnet_matches_a_module_swap_implementation_and_leaves_no_hook_on_error():
+    import copy
+
+    class DeconvReLU(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clamp(min=0)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.clamp(min=0)
+
+    class DeconvModule(nn.Module):
+        def forward(self, x):
+            return DeconvReLU.apply(x)
+
+    model, x = tiny_net(), tiny_images(2)
+    swapped = copy.deepcopy(model)
+    swapped.relu, swapped.relu2 = DeconvModule(), DeconvModule()
+    xr = x.clone().requires_grad_()
+    (g,) = torch.autograd.grad(swapped(xr)[:, 2].sum(), xr)
+    torch.testing.assert_close(A.deconvnet(model, x, 2), g.abs().amax(1))
+    assert not torch.allclose(A.deconvnet(model, x, 2), A.guided_backprop(model, x, 2))
+    with pytest.raises(RuntimeError, match="boom"):
+        A.deconvnet(Exploding(model), x, 2)
+    assert hooks.hook_count(model) == 0
 
 
 def _module_ids(model):

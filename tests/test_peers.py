@@ -42,7 +42,7 @@ compare = _load_compare()
 
 #: Every (method, peer) pair of the issue, plus the rows that rebuild a peer's own definition.
 EXPECTED_PAIRS = {
-    ("gradient", "captum"), ("guided_backprop", "captum"), ("occlusion", "captum"),
+    ("gradient", "captum"), ("guided_backprop", "captum"), ("deconvnet", "captum"), ("occlusion", "captum"),
     ("gradcam", "captum"), ("guided_gradcam", "captum"),
     ("gradcam", "grad-cam"), ("gradcam_pp", "grad-cam"), ("ablation_cam", "grad-cam"),
     ("fullgrad", "grad-cam"), ("cam", "torch-cam"), ("gradcam", "torch-cam"), ("gradcam_pp", "torch-cam"),

@@ -20,6 +20,7 @@ name                      method                                               c
 ``gradient``              max_k |dS/dx| (Simonyan et al. 2014)                 1 forward + 1 backward
 ``input_x_gradient``      sum_k x * dS/dx                                      1 forward + 1 backward
 ``guided_backprop``       guided ReLU backward (Springenberg et al. 2015)      1 forward + 1 backward
+``deconvnet``             ReLU backward passes clamp(g, 0) (Zeiler & Fergus)   1 forward + 1 backward
 ``smoothgrad``            mean gradient of noisy copies (Smilkov et al.)       n forwards + backwards
 ``integrated_gradients``  path integral of the gradient (Sundararajan)         steps forwards + backwards
 ``occlusion``             score drop under a sliding patch (Zeiler & Fergus)   B * windows forwards
@@ -53,8 +54,8 @@ from .baselines import random, sobel
 from .cams import (ablation_cam, cam, gradcam, gradcam_pp, gradcam_pp_weights, gradcam_weights, guided_gradcam,
                    weighted_map)
 from .fullgrad import FullGradDecomposition, bias_layers, fullgrad, fullgrad_decomposition, layer_bias, simple_fullgrad
-from .gradients import (RELU_RULES, gradient, guided_backprop, guided_relu_hooks, input_x_gradient,
-                        neuron_gradient, relu_backward)
+from .gradients import (RELU_RULES, deconvnet, deconvnet_relus, gradient, guided_backprop, guided_relu_hooks,
+                        input_x_gradient, neuron_gradient, relu_backward)
 from .occlusion import occlusion
 from .averaged import integrated_gradients, quadrature, smoothgrad
 from .cam_variants import eigencam, hirescam, layercam, score_cam, xgradcam
@@ -73,7 +74,7 @@ __all__ = [
     "smoothgrad", "eigencam", "hirescam", "layercam", "score_cam", "xgradcam",
     "METHODS", "LAYER_METHODS", "FullGradDecomposition", "ablation_cam", "bias_layers", "cam",
     "fullgrad", "fullgrad_decomposition", "gradcam", "gradcam_pp", "gradcam_pp_weights", "gradcam_weights",
-    "gradient", "guided_backprop",
+    "deconvnet", "deconvnet_relus", "gradient", "guided_backprop",
     "guided_gradcam", "guided_relu_hooks", "input_x_gradient", "layer_bias", "neuron_gradient",
     "occlusion", "random", "relu_backward", "RELU_RULES", "simple_fullgrad", "sobel", "weighted_map",
 ]

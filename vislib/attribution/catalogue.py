@@ -6,7 +6,7 @@ plot colour, its paper and its cost. From it come :data:`vislib.attribution.METH
 (:data:`vislib.widgets.CAM_METHODS`), :data:`vislib.plot.METHOD_COLOURS` and the registry tests.
 **Adding a method = one function + one record here.**
 
-Colours: chosen from the Okabe-Ito palette (Okabe & Ito 2008) and Paul Tol's bright, vibrant,
+Colours: chosen from the Okabe-Ito palette (Okabe & Ito 2008) and Paul Tol's bright, high-contrast, vibrant,
 muted, dark and light palettes (Tol 2021, "Colour schemes", SRON/EPS/TN/09-002), none too light
 for a line on white, to be far apart for everyone: any two of them differ by CIELAB
 Delta E >= 8 with normal vision and under simulated protanopia, deuteranopia and tritanopia
@@ -26,7 +26,7 @@ from .baselines import random, sobel
 from .cam_variants import eigencam, hirescam, layercam, score_cam, xgradcam
 from .cams import ablation_cam, cam, gradcam, gradcam_pp, guided_gradcam
 from .fullgrad import fullgrad, simple_fullgrad
-from .gradients import gradient, guided_backprop, input_x_gradient
+from .gradients import deconvnet, gradient, guided_backprop, input_x_gradient
 from .occlusion import occlusion
 
 
@@ -52,6 +52,8 @@ CATALOGUE: tuple[MethodRecord, ...] = (
                  "Shrikumar et al. 2016, arXiv 1605.01713", "1 forward + 1 backward"),
     MethodRecord("guided_backprop", guided_backprop, "Guided backprop", False, "#CC79A7",
                  "Springenberg et al. 2015, arXiv 1412.6806", "1 forward + 1 backward"),
+    MethodRecord("deconvnet", deconvnet, "Deconvnet", False, "#004488",
+                 "Zeiler & Fergus 2014, arXiv 1311.2901", "1 forward + 1 backward"),
     MethodRecord("smoothgrad", smoothgrad, "SmoothGrad", False, "#332288",
                  "Smilkov et al. 2017, arXiv 1706.03825", "n forward + n backward (n = 25)"),
     MethodRecord("integrated_gradients", integrated_gradients, "Integrated gradients", False, "#222255",

@@ -1,9 +1,12 @@
-"""Gradient maps: vanilla gradient, gradient x input, one neuron's gradient, guided backprop.
+"""Gradient maps: vanilla gradient, gradient x input, one neuron's gradient, guided backprop, deconvnet.
 
 Each takes one forward and one backward pass. ``S`` is the pre-softmax score of the target class,
 ``x`` the pixel-space image, ``k`` runs over its colour channels.
 """
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -105,6 +108,66 @@ def guided_backprop(model: nn.Module, images: Tensor, target: TargetSpec = None)
     are guided (see :func:`guided_relu_hooks`); the model's modules are left in place.
     """
     g = _guided_input_gradient(model, images, target)
+    return finish(g.abs().amax(dim=1), images)
+
+
+# --------------------------------------------------------------------------- deconvnet
+class _DeconvReLU(torch.autograd.Function):
+    """ReLU forward; backward ``clamp(g, 0)`` whatever the forward input was (the deconvnet rule)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        return grad_output.clamp(min=0)
+
+
+@contextlib.contextmanager
+def deconvnet_relus(model: nn.Module) -> Iterator[None]:
+    """Within the block, every ``nn.ReLU`` module of ``model`` sends back ``clamp(g, 0)``.
+
+    The deconvnet rule ignores the forward input, so the ReLU's own backward (which multiplies
+    by ``1[x > 0]``) must be bypassed, not amended: a pre-hook keeps the ReLU's input (and hands
+    an in-place ReLU a copy to overwrite), and a forward hook replaces the output by
+    :class:`_DeconvReLU` of that input (same values). Modules are never replaced; the hooks go
+    when the block ends, also on an error. Like :func:`guided_relu_hooks`, functional ReLUs are
+    not covered.
+    """
+    inputs_seen: list[Tensor] = []
+
+    def keep_input(module: nn.Module, args: tuple):
+        inputs_seen.append(args[0])
+        return (args[0].clone(), *args[1:]) if getattr(module, "inplace", False) else None
+
+    def deconvnet_output(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+        return _DeconvReLU.apply(inputs_seen.pop())
+
+    handles = []
+    try:
+        for m in model.modules():
+            if isinstance(m, nn.ReLU):
+                handles.append(m.register_forward_pre_hook(keep_input))
+                handles.append(m.register_forward_hook(deconvnet_output))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def deconvnet(model: nn.Module, images: Tensor, target: TargetSpec = None) -> Tensor:
+    """Deconvnet (Zeiler & Fergus 2014, arXiv 1311.2901; as a backward rule: Springenberg et al.
+    2015, Table 1).
+
+    The gradient ``dS/dx`` computed with every ReLU's backward replaced by
+    ``grad_in = grad_out * 1[grad_out > 0]``: only positive signals go down, whatever the unit
+    did in the forward pass (guided backprop also requires ``x > 0``; plain backprop only that).
+    Reduced like :func:`gradient`: ``max_k |.|`` over colour channels. Only ``nn.ReLU`` modules
+    follow the rule (see :func:`deconvnet_relus`); max-pooling switches are kept, as in the paper.
+    """
+    with deconvnet_relus(model), explaining(model, images, target, input_grad=True) as p:
+        (g,) = grad(p.score(), [p.inputs])
     return finish(g.abs().amax(dim=1), images)
 
 
