@@ -52,6 +52,12 @@ def test_completeness_fails_where_it_must():
     assert relative_gap(A.fullgrad_decomposition(model, x, eval_mode=False)) > 1e-3
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     assert all(m.training for m in model.modules())
+    # ... and its bias terms use the running statistics as they were before the pass (which
+    # updated them until they were restored): b = beta - gamma * mu / sqrt(var + eps), read first
+    dec = A.fullgrad_decomposition(model, x, eval_mode=False)
+    bn = model.bn1
+    b = bn.bias - bn.weight * state["bn1.running_mean"] / torch.sqrt(state["bn1.running_var"] + bn.eps)
+    torch.testing.assert_close(dec.bias_terms["bn1"], (dec.bias_gradients["bn1"] * b.view(1, -1, 1, 1)).detach())
     model.eval()
     # a BatchNorm's effective bias left out
     dec = A.fullgrad_decomposition(model, x)

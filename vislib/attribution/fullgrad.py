@@ -117,6 +117,8 @@ def _decompose(model, images, target, eval_mode=True) -> tuple[Tensor, Tensor, d
     names = bias_layers(model)
     modules = dict(model.named_modules())
     keep = contextlib.nullcontext() if eval_mode else _buffers_kept(model)
+    # Read before the pass: in train mode the forward pass updates BatchNorm's running statistics.
+    layer_biases = {name: layer_bias(modules[name]).detach().clone() for name in names}
     with keep, explaining(model, images, target, layers=names, input_grad=True, eval_mode=eval_mode) as p:
         keys, outputs, biases = [], [], []
         for name in names:
@@ -124,8 +126,7 @@ def _decompose(model, images, target, eval_mode=True) -> tuple[Tensor, Tensor, d
             for call, output in enumerate(calls):
                 keys.append(name if len(calls) == 1 else f"{name}[{call}]")
                 outputs.append(output)
-                module = modules[name]
-                biases.append(_shaped_like(layer_bias(module).detach(), output, module))
+                biases.append(_shaped_like(layer_biases[name], output, modules[name]))
         grads = grad(p.score(), [p.inputs] + outputs)
         scores = p.scores().detach()
     return grads[0], p.inputs.detach(), dict(zip(keys, grads[1:])), dict(zip(keys, biases)), scores, p.classes
