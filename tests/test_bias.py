@@ -12,6 +12,7 @@ from torch import nn
 from vislib import bias
 from vislib.bias import (GROUPS, PARTS, BiasDataset, balanced_test, group_accuracy, group_table,
                          load_bias_folder, make_bias_dataset, part_saliency_share, render_figure)
+from vislib.bias.render import photo_pool
 
 SIZE = 32  # small figures keep the file fast; 64 px is exercised once
 
@@ -154,7 +155,7 @@ def test_masks_partition_every_image(train32):
 @pytest.mark.parametrize("part", [p for p in PARTS if p != "background"])
 def test_mask_is_exactly_where_the_part_changes_the_image(test32, part):
     """Redrawing without a part changes exactly the pixels of that part's mask."""
-    pool = bias._photo_pool(SIZE)
+    pool = photo_pool(SIZE)
     checked = 0
     for i, p in enumerate(test32.params):
         full, _ = render_figure(p, SIZE, pool=pool)

@@ -7,7 +7,8 @@
 * :func:`two_object_image` puts two shapes of different classes in one picture, each with its
   own mask, for the class-discriminativeness demos (Grad-CAM's "cat and dog").
 * :func:`photos` returns the offline photographs (cat, coffee, astronaut, ...) as tensors.
-* :func:`load_image_folder` reads a user's own ``root/<class>/<image>`` folder.
+* :func:`load_image_folder` reads a user's own ``root/<class>/<image>`` folder (it lives in
+  :mod:`vislib.image_files`, with :func:`read_image`, and is importable from here).
 
 Images are float32 tensors in [0, 1], shape ``[N, 3, H, W]``.
 """
@@ -17,12 +18,16 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
+
+from .datasets import ImageDataset
+# Reading a user's own files lives in vislib.image_files; these names stay importable from here.
+from .image_files import (IMAGE_EXTENSIONS, ImageFolderData, ImageTooLargeError, UnreadableImageError,  # noqa: F401
+                          load_image_folder, read_image, read_images)
 
 #: The 8 course classes, in label order.
 SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring", "crescent", "arrow")
@@ -37,8 +42,8 @@ SPLITS = {"train": (0, 12000), "val": (1, 2000), "test": (2, 2000)}
 # --------------------------------------------------------------------------- photographs
 def _to_rgb_float(img: np.ndarray) -> np.ndarray:
     img = np.asarray(img)
-    if img.dtype != np.float32 and img.dtype != np.float64:
-        img = img.astype(np.float32) / (255.0 if img.max() > 1 else 1.0)
+    if np.issubdtype(img.dtype, np.integer):  # scale by the data type's range, never by the values
+        img = img.astype(np.float32) / float(np.iinfo(img.dtype).max)
     img = img.astype(np.float32)
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
@@ -205,33 +210,17 @@ def _background(rng: np.random.Generator, size: int, pool: Sequence[np.ndarray],
 
 
 @dataclass
-class ShapesDataset(torch.utils.data.Dataset):
+class ShapesDataset(ImageDataset):
     """Images ``[N, 3, H, W]`` in [0, 1], labels ``[N]`` and object masks ``[N, H, W]`` (bool).
 
     Indexing returns ``(image, label)`` so it plugs into a ``DataLoader``; ``masks`` and
     ``params`` (per image: class, centre, radius, angle, colour) are attributes.
+    :meth:`subset` (from :class:`~vislib.datasets.ImageDataset`) keeps them aligned.
     """
 
-    images: Tensor
-    labels: Tensor
     masks: Tensor
     classes: tuple[str, ...] = SHAPE_CLASSES
     params: list[dict] | None = None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return self.images[i], self.labels[i]
-
-    def subset(self, index) -> "ShapesDataset":
-        """The images at ``index`` (a slice, a list or a tensor of indices)."""
-        if isinstance(index, slice):
-            params = self.params[index] if self.params is not None else None
-        else:
-            idx = torch.as_tensor(index).tolist()
-            params = [self.params[i] for i in idx] if self.params is not None else None
-        return ShapesDataset(self.images[index], self.labels[index], self.masks[index], self.classes, params)
 
 
 def _draw(rng: np.random.Generator, cls: int, size: int, canvas: np.ndarray, region=None,
@@ -321,74 +310,3 @@ def two_object_image(first: int | str = "circle", second: int | str = "star", si
     m2, _ = _draw(rng, b, size, canvas, region=(half, 0, size, size), radius_range=(0.36, 0.44))
     image = torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0).contiguous()
     return image, torch.from_numpy(np.stack([m1, m2])), (a, b)
-
-
-# --------------------------------------------------------------------------- user folders
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class UnreadableImageError(OSError):
-    """An image file in a user folder that cannot be decoded."""
-
-
-def read_image(path: str | Path, size: int | None = None) -> Tensor:
-    """Read one image file as a ``[3, H, W]`` float tensor in [0, 1] (grey becomes RGB).
-
-    Raises :class:`UnreadableImageError` naming the file when it cannot be decoded.
-    """
-    path = Path(path)
-    data = np.fromfile(path, dtype=np.uint8) if path.exists() else None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
-    if img is None:
-        raise UnreadableImageError(f"cannot read image file {path}: not a readable image "
-                                   f"(supported: {', '.join(IMAGE_EXTENSIONS)})")
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    img = img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0)
-    if size is not None:
-        img = np.clip(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA), 0.0, 1.0)
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous()
-
-
-@dataclass
-class ImageFolderData(torch.utils.data.Dataset):
-    """Images of a ``root/<class>/<file>`` folder, all read and resized up front."""
-
-    images: Tensor
-    labels: Tensor
-    classes: tuple[str, ...]
-    files: list[Path]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return self.images[i], self.labels[i]
-
-
-def load_image_folder(root: str | Path, size: int = 64) -> ImageFolderData:
-    """Load a user's own images laid out as ``root/<class name>/<image file>``.
-
-    Every image is resized to ``size`` x ``size``. An unreadable file raises
-    :class:`UnreadableImageError` with its path; an empty or missing folder says so.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir())
-    if not class_dirs:
-        raise ValueError(f"{root} has no class sub-folders; expected root/<class>/<image files>")
-    images, labels, files = [], [], []
-    for label, d in enumerate(class_dirs):
-        for f in sorted(d.iterdir()):
-            if f.suffix.lower() in IMAGE_EXTENSIONS:
-                images.append(read_image(f, size))
-                labels.append(label)
-                files.append(f)
-    if not images:
-        raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
-    return ImageFolderData(torch.stack(images), torch.tensor(labels), tuple(d.name for d in class_dirs), files)
