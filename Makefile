@@ -44,10 +44,10 @@ $(STANDINS): $(STAMP)
 test: $(STAMP) $(PEERS) $(STANDINS)
 	VISLIB_QUICK=1 TORCH_HOME=$(abspath $(STANDIN_HOME)) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider --durations=25
 
-# Unit tests alone (a few minutes): everything in tests/ except what executes whole notebooks or
-# drives the browser; make test (= CI) runs those too.
+# Unit tests alone (a few minutes): everything in tests/ except what executes whole notebooks,
+# drives the browser or builds and installs the wheel; make test (= CI) runs those too.
 unit: $(STAMP)
-	$(PY) -m pytest tests -q -m "not notebook_run and not browser"
+	$(PY) -m pytest tests -q -m "not notebook_run and not browser and not packaging"
 
 notebooks: $(STAMP) $(STANDINS)
 	VISLIB_QUICK=1 TORCH_HOME=$(abspath $(STANDIN_HOME)) $(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider

@@ -1,12 +1,16 @@
 """Models: pixel-space normalisation, committed checkpoints, offline ImageNet behaviour."""
+import hashlib
+import json
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torchvision import transforms
 
-from vislib import data, models, train
+from vislib import config, data, models, train
 
 
 def test_normalize_layer_equals_the_torchvision_transform():
@@ -192,3 +196,178 @@ def test_notebook_imagenet_sections_say_what_weights_they_got(tmp_path, monkeypa
     real = models.imagenet("resnet18", pretrained=False)
     assert models.imagenet_label("ResNet-18", real) == "ResNet-18 (ImageNet)"
     assert models.imagenet_figure_name("05_cam_imagenet", real) == "05_cam_imagenet"
+
+
+# --------------------------------------------------------------------------- checkpoint integrity
+def _copy_models(tmp_path, names=("resnet",)):
+    """A private copy of the committed checkpoints and their manifest (the originals stay untouched)."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    entries = models.manifest()
+    for name in names:
+        shutil.copy(models.MODELS_DIR / entries[name]["file"], folder / entries[name]["file"])
+    (folder / "manifest.json").write_text(json.dumps({n: entries[n] for n in names}))
+    return folder
+
+
+def _edit_entry(folder, name, **changes):
+    man = json.loads((folder / "manifest.json").read_text())
+    man[name].update(changes)
+    (folder / "manifest.json").write_text(json.dumps(man))
+
+
+def _says_file_and_rebuild(error, path):
+    message = str(error.value)
+    assert str(path) in message, message
+    assert "python -m vislib.train" in message, message
+
+
+@pytest.mark.parametrize("name", ["vgg", "resnet"])
+def test_manifest_records_the_sha256_of_each_committed_checkpoint(name):
+    entry = models.manifest()[name]
+    data_bytes = (models.MODELS_DIR / entry["file"]).read_bytes()
+    assert entry["sha256"] == hashlib.sha256(data_bytes).hexdigest() == models.sha256_file(
+        models.MODELS_DIR / entry["file"], chunk=1000)   # chunked reading gives the one-shot digest
+
+
+def test_sha256_of_a_known_string():
+    # FIPS 180-2 test vector: SHA-256("abc").
+    import tempfile
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(b"abc")
+    assert models.sha256_file(f.name, chunk=2) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    Path(f.name).unlink()
+
+
+def test_a_copied_folder_loads_the_same_model(tmp_path):
+    folder = _copy_models(tmp_path)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(models.load_course_model("resnet", folder=folder)(x), models.load_course_model("resnet")(x))
+
+
+def test_a_flipped_byte_is_refused_with_the_file_and_the_rebuild_command(tmp_path):
+    folder = _copy_models(tmp_path)
+    path = folder / "resnet.pt"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01                      # one bit inside the tensor data
+    path.write_bytes(bytes(raw))
+    with pytest.raises(models.CheckpointError, match="SHA-256") as error:
+        models.load_course_model("resnet", folder=folder)
+    _says_file_and_rebuild(error, path)
+    assert hashlib.sha256(bytes(raw)).hexdigest() in str(error.value)
+
+
+@pytest.mark.parametrize("file", ["../resnet.pt", "sub/../../resnet.pt", "ABSOLUTE", "", 7])
+def test_manifest_paths_must_stay_inside_the_models_folder(tmp_path, file):
+    folder = _copy_models(tmp_path)
+    outside = tmp_path / "resnet.pt"                 # a valid checkpoint with the right hash, but outside
+    shutil.copy(folder / "resnet.pt", outside)
+    if file == "ABSOLUTE":
+        file = str(outside)
+    _edit_entry(folder, "resnet", file=file)
+    with pytest.raises(models.CheckpointError, match="inside") as error:
+        models.load_course_model("resnet", folder=folder)
+    _says_file_and_rebuild(error, folder / "manifest.json")
+
+
+def test_a_symlink_out_of_the_models_folder_is_refused(tmp_path):
+    folder = _copy_models(tmp_path)
+    outside = tmp_path / "elsewhere.pt"
+    shutil.move(folder / "resnet.pt", outside)
+    (folder / "resnet.pt").symlink_to(outside)
+    with pytest.raises(models.CheckpointError, match="outside"):
+        models.load_course_model("resnet", folder=folder)
+
+
+def test_missing_or_malformed_manifest_names_the_file(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    with pytest.raises(models.CheckpointError, match="no checkpoint manifest") as error:
+        models.load_course_model("vgg", folder=folder)
+    _says_file_and_rebuild(error, folder / "manifest.json")
+    for text in ("{not json", "[1, 2]", '{"vgg": 3}'):
+        (folder / "manifest.json").write_text(text)
+        with pytest.raises(models.CheckpointError) as error:
+            models.manifest(folder)
+        _says_file_and_rebuild(error, folder / "manifest.json")
+
+
+@pytest.mark.parametrize("key", ["sha256", "file", "arch"])
+def test_an_entry_without_a_required_key_is_refused(tmp_path, key):
+    folder = _copy_models(tmp_path)
+    man = json.loads((folder / "manifest.json").read_text())
+    del man["resnet"][key]
+    (folder / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(models.CheckpointError, match=key) as error:
+        models.load_course_model("resnet", folder=folder)
+    _says_file_and_rebuild(error, folder / "manifest.json")
+
+
+def test_a_missing_checkpoint_names_the_file_and_the_rebuild_command(tmp_path, monkeypatch):
+    folder = _copy_models(tmp_path)
+    (folder / "resnet.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="missing") as error:
+        models.load_course_model("resnet", folder=folder)
+    _says_file_and_rebuild(error, folder / "resnet.pt")
+    assert f"--out {folder}" in str(error.value)     # a private folder is rebuilt in place
+    # The default folder names the project's own command.
+    monkeypatch.setattr(models, "MODELS_DIR", folder)
+    with pytest.raises(FileNotFoundError) as error:
+        models.load_course_model("resnet")
+    assert config.REBUILD_COMMAND in str(error.value) and "--out" not in str(error.value)
+
+
+class _NotAllowed:
+    pass
+
+
+@pytest.mark.parametrize("content", ["garbage", "pickled object", "empty"])
+def test_torch_load_errors_name_the_file_and_the_rebuild_command(tmp_path, content):
+    folder = _copy_models(tmp_path)
+    path = folder / "resnet.pt"
+    if content == "garbage":
+        path.write_bytes(b"this is not a checkpoint" * 10)
+    elif content == "pickled object":
+        torch.save({"x": _NotAllowed()}, path)     # weights_only=True refuses arbitrary classes
+    else:
+        path.write_bytes(b"")
+    _edit_entry(folder, "resnet", sha256=hashlib.sha256(path.read_bytes()).hexdigest())  # hash matches
+    with pytest.raises(models.CheckpointError, match="torch.load") as error:
+        models.load_course_model("resnet", folder=folder)
+    _says_file_and_rebuild(error, path)
+
+
+def test_a_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
+    folder = _copy_models(tmp_path, names=("resnet", "vgg"))
+    shutil.copy(folder / "vgg.pt", folder / "resnet.pt")
+    _edit_entry(folder, "resnet", sha256=models.sha256_file(folder / "resnet.pt"))
+    with pytest.raises(models.CheckpointError, match="does not fit") as error:
+        models.load_course_model("resnet", folder=folder)
+    _says_file_and_rebuild(error, folder / "resnet.pt")
+
+
+def test_rebuilding_writes_the_sha256_that_loading_checks(tmp_path, monkeypatch):
+    monkeypatch.setitem(train.RECIPES, "resnet", {"arch": "resnet", "kwargs": {"width": 4}, "epochs": 1,
+                                                  "lr": 1e-3, "batch_size": 16})
+    monkeypatch.setattr(data, "course_split",
+                        lambda split, size=64, n=None: data.make_shapes(32, size=size, seed=data.SPLITS[split][0]))
+    entry = train.build_course_model("resnet", image_size=32, progress=False, out=tmp_path)
+    assert entry["sha256"] == hashlib.sha256((tmp_path / "resnet.pt").read_bytes()).hexdigest()
+    assert models.manifest(tmp_path)["resnet"]["sha256"] == entry["sha256"]
+    model = models.load_course_model("resnet", folder=tmp_path)
+    assert not model.training and model.vislib_input_size == 32
+    with open(tmp_path / "resnet.pt", "r+b") as f:   # and a changed byte after the rebuild is refused
+        f.seek(-100, 2)
+        byte = f.read(1)
+        f.seek(-100, 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(models.CheckpointError, match="SHA-256"):
+        models.load_course_model("resnet", folder=tmp_path)
+
+
+def test_an_unknown_model_names_the_manifest_and_the_rebuild_command(tmp_path):
+    folder = _copy_models(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"available: \['resnet'\]") as error:
+        models.load_course_model("vgg", folder=folder)
+    _says_file_and_rebuild(error, folder / "manifest.json")

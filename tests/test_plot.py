@@ -75,3 +75,72 @@ def test_method_colours_stay_apart_for_colour_blind_readers():
         i, j = np.unravel_index(d.argmin(), d.shape)
         assert d.min() >= 8, f"{vision}: {names[i]} and {names[j]} are only Delta E {d.min():.1f} apart"
     assert all(lab(rgb[i:i + 1])[0, 0] <= 80 for i in range(len(names))), "a colour too light for a line on white"
+
+
+# --------------------------------------------------------------------------- savefig
+def _figure(width_in: float):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width_in, 2.0))
+    ax.plot([0, 1], [0, 1])
+    ax.set(xlabel="x", ylabel="y", title="savefig test")
+    return fig
+
+
+def _png_size(path):
+    """Width and height from a PNG's IHDR chunk (bytes 16-24), read without matplotlib."""
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ["x.PNG", "x.png", "x.pdf", "x.Pdf", "x"])
+def test_savefig_drops_its_own_extension_in_any_case(tmp_path, name):
+    import matplotlib.pyplot as plt
+
+    fig = _figure(3.0)
+    paths = plot.savefig(fig, name, folder=tmp_path)
+    plt.close(fig)
+    assert paths == [tmp_path / "x.png", tmp_path / "x.pdf"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pdf", "x.png"]   # no x.PNG.png beside them
+    assert paths[1].read_bytes()[:5] == b"%PDF-"
+    _png_size(paths[0])
+
+
+def test_savefig_keeps_dots_inside_a_stem():
+    assert plot._figure_stem("08_roar_0.5") == "08_roar_0.5"
+    assert plot._figure_stem("a.b.PNG") == "a.b"
+
+
+@pytest.mark.parametrize("name", ["", ".png", "sub/x", "..\\x", "x.jpg", "x.SVG", ".."])
+def test_savefig_refuses_folders_foreign_formats_and_empty_names(tmp_path, name):
+    with pytest.raises(ValueError, match="savefig|stem|folder"):
+        plot.savefig(_figure(3.0), name, folder=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_savefig_overwrites_and_says_so(tmp_path):
+    import matplotlib.pyplot as plt
+
+    first = plot.savefig(_figure(3.0), "same", folder=tmp_path)
+    w1, _ = _png_size(first[0])
+    second = plot.savefig(_figure(6.0), "same", folder=tmp_path)
+    w2, _ = _png_size(second[0])
+    plt.close("all")
+    assert first == second and w2 > 1.5 * w1   # the twice-as-wide figure replaced the first (tight bbox)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.pdf", "same.png"]
+    assert "overwritten" in plot.savefig.__doc__
+
+
+def test_savefig_default_folder_is_the_configured_one(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from vislib import config
+
+    monkeypatch.setattr(config, "FIGS_DIR", tmp_path / "figs")
+    paths = plot.savefig(_figure(3.0), "default", close=True)
+    assert paths[0] == tmp_path / "figs" / "default.png" and paths[0].exists()
+    assert plt.get_fignums() == []

@@ -9,6 +9,7 @@ completeness identity counts that bias (see :mod:`vislib.attribution`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import OrderedDict
@@ -217,37 +218,117 @@ def course_model(arch: str, num_classes: int = 8, *, mean: Sequence[float] | Non
 
 
 # --------------------------------------------------------------------------- checkpoints
-MODELS_DIR = config.DATA_DIR / "models"
+#: The committed course checkpoints and their manifest (see :mod:`vislib.config` for where they live).
+MODELS_DIR = config.MODELS_DIR
 MANIFEST = MODELS_DIR / "manifest.json"
+#: Keys every manifest entry must have for :func:`load_course_model`.
+MANIFEST_KEYS = ("file", "sha256", "arch", "num_classes", "classes", "image_size", "mean", "std")
 
 
-def manifest() -> dict:
-    """The committed checkpoints' manifest: accuracy, training time, rebuild command per model."""
-    if not MANIFEST.exists():
-        return {}
-    return json.loads(MANIFEST.read_text())
+class CheckpointError(RuntimeError):
+    """A course checkpoint or its manifest is missing, malformed, outside its folder or tampered with.
+
+    The message names the file and the command that rebuilds it.
+    """
 
 
-def load_course_model(name: str = "vgg", device: str | torch.device | None = None) -> nn.Sequential:
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, as 64 hex digits (what ``sha256sum`` prints)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _rebuild(folder: Path) -> str:
+    """The rebuild hint for checkpoints in ``folder``."""
+    if folder.resolve() == MODELS_DIR.resolve():
+        return f"rebuild with: {config.REBUILD_COMMAND}"
+    return f"rebuild with: python -m vislib.train vgg resnet --out {folder}"
+
+
+def manifest(folder: str | Path | None = None) -> dict:
+    """The checkpoints' manifest (``folder/manifest.json``, default :data:`MODELS_DIR`): per model its
+    file, SHA-256, architecture, accuracy, training time and rebuild command.
+
+    A missing or unreadable manifest is a :class:`CheckpointError` that names the file and the
+    rebuild command.
+    """
+    folder = Path(folder) if folder is not None else MODELS_DIR
+    file = folder / MANIFEST.name
+    if not file.is_file():
+        raise CheckpointError(f"no checkpoint manifest {file}; {_rebuild(folder)}")
+    try:
+        entries = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"cannot read the checkpoint manifest {file} ({error}); {_rebuild(folder)}") from None
+    if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+        raise CheckpointError(f"the checkpoint manifest {file} must map model names to entries (JSON objects); "
+                              f"{_rebuild(folder)}")
+    return entries
+
+
+def _checkpoint_file(folder: Path, manifest_file: Path, name: str, file: object) -> Path:
+    """The checkpoint path an entry names, which must be a relative path inside ``folder``."""
+    hint = _rebuild(folder)
+    if not isinstance(file, str) or not file or Path(file).is_absolute() or file.startswith(("/", "\\")) \
+            or ".." in Path(file.replace("\\", "/")).parts:
+        raise CheckpointError(f"{manifest_file}: model {name!r} names the checkpoint {file!r}; it must be a "
+                              f"relative file name inside {folder} (no absolute path, no '..'); {hint}")
+    path = folder / file
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise CheckpointError(f"{manifest_file}: the checkpoint {file!r} of model {name!r} resolves to "
+                              f"{path.resolve()}, outside {folder}; {hint}")
+    return path
+
+
+def load_course_model(name: str = "vgg", device: str | torch.device | None = None, *,
+                      folder: str | Path | None = None) -> nn.Sequential:
     """Load a committed course model (``'vgg'`` or ``'resnet'``) in eval mode, offline.
 
-    The checkpoint is read with ``torch.load(..., weights_only=True)``; the architecture and
-    its arguments come from the manifest. ``model.classes`` holds the class names.
+    ``folder`` holds the checkpoints and ``manifest.json`` (default :data:`MODELS_DIR`: the
+    checkout's ``data/models``, or the copy installed with the package). The manifest entry names
+    the file, which must lie inside ``folder``, and its SHA-256, which must match the file's bytes
+    (a flipped byte is refused); the file is then read with ``torch.load(..., weights_only=True)``
+    and the architecture and its arguments come from the entry. ``model.classes`` holds the class
+    names. Every failure is a :class:`CheckpointError` (a ``FileNotFoundError`` for an unknown
+    name or a missing file) that names the file and the rebuild command.
     """
-    entries = manifest()
+    folder = Path(folder) if folder is not None else MODELS_DIR
+    manifest_file = folder / MANIFEST.name
+    hint = _rebuild(folder)
+    entries = manifest(folder)
     if name not in entries:
-        raise FileNotFoundError(
-            f"no committed course model {name!r} in {MANIFEST}; available: {sorted(entries)}. "
-            "Rebuild with: python -m vislib.train " + name
-        )
+        raise FileNotFoundError(f"no course model {name!r} in {manifest_file}; available: {sorted(entries)}; "
+                                f"the course models (vgg, resnet) are built by vislib.train: {hint}")
     entry = entries[name]
-    path = MODELS_DIR / entry["file"]
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} is missing; rebuild with: {entry['command']}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = course_model(entry["arch"], entry["num_classes"], mean=entry["mean"], std=entry["std"],
-                         **entry.get("kwargs", {}))
-    model.load_state_dict(state)
+    missing = [k for k in MANIFEST_KEYS if k not in entry]
+    if missing:
+        raise CheckpointError(f"{manifest_file}: the entry of model {name!r} lacks {missing} "
+                              f"(an entry needs {list(MANIFEST_KEYS)}); {hint}")
+    path = _checkpoint_file(folder, manifest_file, name, entry["file"])
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} (model {name!r} in {manifest_file}) is missing; {hint}")
+    expected = str(entry["sha256"]).lower()
+    actual = sha256_file(path)
+    if actual != expected:
+        raise CheckpointError(f"checkpoint {path} does not match its manifest: SHA-256 {actual}, but "
+                              f"{manifest_file} records {expected}. The file is corrupt or was changed; {hint}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many types for one cause: a bad file
+        raise CheckpointError(f"cannot load checkpoint {path} with torch.load(weights_only=True): "
+                              f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}; "
+                              f"{hint}") from error
+    try:
+        model = course_model(entry["arch"], entry["num_classes"], mean=entry["mean"], std=entry["std"],
+                             **entry.get("kwargs", {}))
+        model.load_state_dict(state)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"checkpoint {path} does not fit the architecture its manifest entry in "
+                              f"{manifest_file} describes ({entry['arch']!r}, {entry.get('kwargs', {})}): "
+                              f"{str(error).splitlines()[0]}; {hint}") from error
     model.classes = list(entry["classes"])
     model.vislib_input_size = entry["image_size"]
     model.eval()

@@ -250,16 +250,46 @@ def feature_maps(activations: Tensor, *, n: int = 16, ncols: int = 8, suptitle: 
     return fig
 
 
-def savefig(fig: plt.Figure, name: str, *, folder: str | Path | None = None, close: bool = False) -> list[Path]:
-    """Write ``fig`` to ``figs/<name>.png`` and ``figs/<name>.pdf``; return the two paths.
+#: Extensions a figure name may carry; :func:`savefig` drops them (any case) and writes PNG and PDF.
+_OWN_EXTENSIONS = {".png", ".pdf"}
+#: Image extensions :func:`savefig` does not write: a name ending in one is an error, not ``x.jpg.png``.
+_OTHER_EXTENSIONS = {".jpg", ".jpeg", ".svg", ".svgz", ".eps", ".ps", ".tif", ".tiff", ".gif", ".webp", ".bmp",
+                     ".pgf", ".raw", ".rgba"}
 
-    ``name`` is a file stem such as ``"03_saliency_methods"`` (no extension, no folder).
+
+def _figure_stem(name: str) -> str:
+    """The file stem of a figure name: ``"x.PNG"`` -> ``"x"``; refuses folders and foreign formats."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string such as '03_saliency', got {type(name).__name__}")
+    if "/" in name or "\\" in name:
+        raise ValueError(f"name must be a file name without a folder, like '03_saliency', got {name!r}; "
+                         "use folder= to choose the folder")
+    suffix = name[name.rindex("."):].lower() if "." in name else ""   # also for ".png" (Path calls that a stem)
+    if suffix in _OWN_EXTENSIONS:
+        name = name[: -len(suffix)]
+    elif suffix in _OTHER_EXTENSIONS:
+        raise ValueError(f"savefig writes PNG and PDF only; got the name {name!r} (a {suffix} file). "
+                         "Give a stem like '03_saliency' (or '03_saliency.png')")
+    if not name.strip() or name in {".", ".."}:
+        raise ValueError(f"name must be a file stem like '03_saliency', got {name!r}")
+    return name
+
+
+def savefig(fig: plt.Figure, name: str, *, folder: str | Path | None = None, close: bool = False) -> list[Path]:
+    """Write ``fig`` to ``<folder>/<name>.png`` and ``<folder>/<name>.pdf``; return the two paths.
+
+    ``name`` is a file stem such as ``"03_saliency_methods"``; a ``.png`` or ``.pdf`` extension, in
+    any case, is dropped (``"x.PNG"`` writes ``x.png`` and ``x.pdf``), another image extension
+    (``.jpg``, ``.svg``, ...) is an error, and so is a folder in the name. ``folder`` defaults to
+    :data:`vislib.config.FIGS_DIR` (the checkout's ``figs/``; ``./figs`` for an installed vislib;
+    ``$VISLIB_FIGS`` when set) and is created if needed. Existing files of the same name are
+    **overwritten** without asking: re-running a notebook refreshes its figures. ``close=True``
+    closes the figure after writing.
     """
-    if not name or "/" in name or "\\" in name or Path(name).suffix in {".png", ".pdf"}:
-        raise ValueError(f"name must be a plain file stem like '03_saliency', got {name!r}")
+    stem = _figure_stem(name)
     out = Path(folder) if folder is not None else config.FIGS_DIR
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     with mpl.rc_context(HOUSE_STYLE):
         for p in paths:
             fig.savefig(p)

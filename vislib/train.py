@@ -174,6 +174,7 @@ def build_course_model(name: str, *, seed: int = 0, image_size: int = 64, progre
     torch.save(model.state_dict(), folder / file)
     entry = {
         "file": file,
+        "sha256": models.sha256_file(folder / file),  # load_course_model refuses a file that differs
         "arch": recipe["arch"],
         "kwargs": recipe["kwargs"],
         "num_classes": len(data.SHAPE_CLASSES),
