@@ -47,7 +47,7 @@ def test_reused_module_records_every_call():
 def test_hooks_removed_after_success_and_after_an_exception():
     net = _net()
     before = hooks.hook_count(net)
-    with hooks.Recorder(net, ["0", "2", "6"]) as rec:
+    with hooks.Recorder(net, ["0", "2", "6"]):
         assert hooks.hook_count(net) == before + 3
         net(torch.rand(1, 3, 8, 8))
     assert hooks.hook_count(net) == before

@@ -115,7 +115,7 @@ def test_receptive_field_equals_the_support_of_a_units_gradient():
             nn.init.constant_(m.weight, 1.0)
     size, jump, start = models.receptive_field(nn.Sequential(*layers))
     (lo, hi), (lo2, hi2) = _support(probe, 96, 5), _support(probe, 96, 6)
-    assert hi - lo + 1 == size and lo2 - lo == jump
+    assert hi - lo + 1 == size and hi2 - lo2 + 1 == size and lo2 - lo == jump
     assert (lo + hi) / 2 == start + 5 * jump
     max_pool = [nn.MaxPool2d(3, stride=2, padding=1) if isinstance(m, nn.AvgPool2d) else m for m in layers]
     assert models.receptive_field(max_pool) == (size, jump, start)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .datasets import ImageDataset
 # Reading a user's own files lives in vislib.image_files; these names stay importable from here.
-from .image_files import (IMAGE_EXTENSIONS, ImageFolderData, ImageTooLargeError, UnreadableImageError,  # noqa: F401
+from .image_files import (IMAGE_EXTENSIONS, ImageFolderData, ImageTooLargeError, UnreadableImageError,
                           load_image_folder, read_image, read_images)
 
 #: The 8 course classes, in label order.
@@ -310,3 +310,9 @@ def two_object_image(first: int | str = "circle", second: int | str = "star", si
     m2, _ = _draw(rng, b, size, canvas, region=(half, 0, size, size), radius_range=(0.36, 0.44))
     image = torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0).contiguous()
     return image, torch.from_numpy(np.stack([m1, m2])), (a, b)
+
+
+__all__ = ["BACKGROUND_PHOTOS", "IMAGE_EXTENSIONS", "OBJECT_PHOTOS", "SHAPES_MEAN", "SHAPES_STD", "SHAPE_CLASSES",
+           "SPLITS", "ImageFolderData", "ImageTooLargeError", "ShapesDataset", "UnreadableImageError", "course_split",
+           "load_image_folder", "make_shapes", "photo", "photo_names", "photos", "read_image", "read_images",
+           "two_object_image"]

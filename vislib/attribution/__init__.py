@@ -1,6 +1,7 @@
 """Saliency methods behind one call: ``METHODS[name](model, images, target=None, **options)``.
 
-Every method takes float images ``[B, 3, H, W]`` in [0, 1] (pixel space) and returns a map
+Every method takes float images ``[B, 3, H, W]`` in [0, 1] (pixel space; values outside raise a
+``ValueError`` with a hint, unless the call runs inside :func:`vislib.checks.any_pixel_range`) and returns a map
 ``Tensor[B, H, W]`` at input resolution, on the images' device and in their dtype, **not
 normalised** (use :func:`vislib.normalize`). ``target``: None = each image's predicted class,
 an int for all images, or B classes. Scores are pre-softmax logits. Methods that read a layer

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checks import TargetSpec
+from ..checks import TargetSpec, check_number, check_positive_int
 from ._base import check_batch_size, explaining, finish
 from .core import Fill, accumulate_gradients, fill_images, image_generator, score_variants
 
@@ -21,9 +21,7 @@ IG_RULES = ("left", "right", "middle", "trapezoid", "gauss_legendre")
 
 
 def _positive_int(value, name: str, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-    return value
+    return check_positive_int(value, name, least)
 
 
 def smoothgrad(
@@ -55,9 +53,10 @@ def smoothgrad(
     """
     if kind not in SMOOTHGRAD_KINDS:
         raise ValueError(f"kind must be one of {SMOOTHGRAD_KINDS}, got {kind!r}")
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
-        raise ValueError(f"sigma must be a number >= 0 (a fraction of the image's range), got {sigma!r}")
+    check_number(sigma, "sigma (the noise level, a fraction of the image's range)", low=0)
     check_batch_size(batch_size)
+    if noise is None:
+        _positive_int(n, "n")
     with explaining(model, images, target, gradients=False) as p:
         x, classes = p.inputs, p.classes
     b_total = x.shape[0]
@@ -155,6 +154,8 @@ def integrated_gradients(
     ``batch_size`` (image, step) pairs, plus one forward pass for the target (two with the gap).
     """
     check_batch_size(batch_size)
+    if blur_sigma is not None:
+        check_number(blur_sigma, "blur_sigma", positive=True)
     alphas, weights = quadrature(rule, steps)
     with explaining(model, images, target, gradients=False) as p:
         x, classes, clean = p.inputs, p.classes, p.scores()

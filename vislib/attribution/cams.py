@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..checks import TargetSpec
+from ..checks import TargetSpec, check_number
 from ..hooks import LayerSpec
 from ._base import check_batch_size, check_spatial, explaining, finish, spatial_layer
 from .core import layer_pass, score_variants, weighted_map
@@ -115,7 +115,7 @@ def cam(model: nn.Module, images: Tensor, target: TargetSpec = None, *, layer: L
     name = spatial_layer(model, layer)
     calls, hooks = _last_linear_call(model)
     with explaining(model, images, target, layers=[name], hooks=hooks, gradients=False) as p:
-        act = check_spatial(p.output(name), name)
+        act = check_spatial(p.output(name), name, model, p.inputs)
         classes, logits = p.classes, p.logits
     if not calls:
         raise ValueError("cam needs a network that ends in global average pooling + one nn.Linear; "
@@ -171,6 +171,9 @@ def ablation_cam(model: nn.Module, images: Tensor, target: TargetSpec = None, *,
     in which activations from before the layer join after it (a residual connection around it)
     is then run image by image, the prefix at batch 1.
     """
+    check_number(eps, "eps", positive=True)
+    if batch_size is not None:
+        check_batch_size(batch_size)
     p = layer_pass(model, images, target, layer, gradients=False)
     act, scores = p.activations, p.scores
     k = act.shape[1]

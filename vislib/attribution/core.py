@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checks import TargetSpec
+from ..checks import TargetSpec, check_number
 from ..hooks import LayerSpec, frozen, get_layer
 from ..maps import upsample
 from ..models import Normalize
@@ -79,7 +79,7 @@ def layer_pass(model: nn.Module, images: Tensor, target: TargetSpec = None, laye
     """
     name = spatial_layer(model, layer)
     with explaining(model, images, target, layers=[name], gradients=gradients) as p:
-        act = check_spatial(p.output(name), name)
+        act = check_spatial(p.output(name), name, model, p.inputs)
         calls = len(p.recorder.outputs[name])
         g = grad(p.score(), [act])[0] if gradients else None
         scores = p.scores().detach()
@@ -340,9 +340,11 @@ def fill_images(model: nn.Module, x: Tensor, fill: Fill, sigma: float, *, name: 
             return gaussian_blur(x, sigma)
         raise ValueError(f"unknown {name} {fill!r}; valid: 'mean', 'black', 'blur', a number or a tensor")
     if isinstance(fill, (int, float)) and not isinstance(fill, bool):
-        return torch.full_like(x[:1], float(fill))
+        return torch.full_like(x[:1], check_number(fill, name))
     if isinstance(fill, Tensor):
         value = fill.detach().to(x)
+        if not torch.isfinite(value).all():
+            raise ValueError(f"the {name} tensor contains NaN or infinite values")
         if value.dim() == 1:
             value = value.view(1, -1, 1, 1)
         try:

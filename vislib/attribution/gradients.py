@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from ..checks import TargetSpec
+from ..checks import TargetSpec, check_positive_int
 from ..hooks import LayerSpec
 from ._base import ForwardHook, explaining, finish, grad
 
@@ -189,6 +189,10 @@ def neuron_gradient(
     ``guided=True`` the ReLUs are guided as in :func:`guided_backprop`. Reduce it for display
     like :func:`gradient` (``.abs().amax(1)``) or show it as a colour image.
     """
+    check_positive_int(channel, "channel", least=0)
+    if position is not None and not (isinstance(position, (tuple, list)) and len(position) == 2
+                                     and all(isinstance(v, int) and not isinstance(v, bool) for v in position)):
+        raise TypeError(f"position must be None or a pair (row, column) of ints, got {position!r}")
     hooks = guided_relu_hooks(model) if guided else []
     with explaining(model, images, None, layers=[layer], input_grad=True, hooks=hooks) as p:
         act = p.output(layer)

@@ -28,7 +28,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..checks import TargetSpec, check_images
+from ..checks import TargetSpec, check_images, check_number
 from ._base import check_batch_size, explaining, finish
 from .core import Fill, fill_images, score_variants
 
@@ -113,6 +113,8 @@ def window_drops(
     check_batch_size(batch_size)
     height, width = check_images(images).shape[-2:]
     patch, stride = _setting(height, width, patch, stride)
+    if blur_sigma is not None:
+        check_number(blur_sigma, "blur_sigma", positive=True)
     return finish(_window_drops(model, images, target, patch, stride, fill, blur_sigma, batch_size, progress), images)
 
 
@@ -154,5 +156,8 @@ def occlusion(
     check_batch_size(batch_size)
     height, width = check_images(images).shape[-2:]
     patch, stride = _setting(height, width, patch, stride)
-    drops = _window_drops(model, images, target, patch, stride, fill, blur_sigma, batch_size, progress)
+    if blur_sigma is not None:
+        check_number(blur_sigma, "blur_sigma", positive=True)
+    drops = _window_drops(
+model, images, target, patch, stride, fill, blur_sigma, batch_size, progress)
     return finish(average_over_windows(drops, height, width, patch, stride), images)

@@ -8,7 +8,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_images, check_maps
+from ..checks import check_images, check_maps, check_positive_int, check_target, explain_forward_error
 from ..progress import progress_bar
 
 Method = Union[str, Callable[..., Tensor]]
@@ -53,6 +53,9 @@ def compute_maps(
     images at a time on the model's device. ``target`` is None, an int, or N classes."""
     name, fn = resolve_method(method)
     check_images(images)
+    check_target(target)
+    check_positive_int(batch_size, "batch_size")
+    check_options(options, name)
     device = next((p.device for p in model.parameters()), images.device)
     n = len(images)
     if isinstance(target, (Tensor, Sequence)) and not isinstance(target, str):
@@ -72,12 +75,38 @@ def compute_maps(
     return torch.cat(outs)
 
 
+def check_options(options: dict | None, method: str) -> dict:
+    """A method's keyword options: None or a dict with string keys."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise TypeError(f"the options of method {method!r} must be a dict {{option name: value}}, got {options!r}")
+    return options
+
+
 def batched_logits(model: nn.Module, images: Tensor, batch_size: int) -> Tensor:
-    """Logits of ``images`` in chunks, under ``no_grad``, on the CPU (call with the model in eval)."""
+    """Logits of ``images`` in chunks, under ``no_grad``, on the CPU (call with the model in eval).
+
+    A forward pass that fails because the images are too small for the network says so
+    (:func:`vislib.checks.explain_forward_error`).
+    """
+    check_positive_int(batch_size, "batch_size")
     device = next((p.device for p in model.parameters()), images.device)
+    outs = []
     with torch.no_grad():
-        return torch.cat([model(images[i:i + batch_size].to(device)).float().cpu()
-                          for i in range(0, len(images), batch_size)])
+        for i in range(0, len(images), batch_size):
+            chunk = images[i:i + batch_size].to(device)
+            try:
+                outs.append(model(chunk).float().cpu())
+            except RuntimeError as error:
+                failure = error
+                break
+        else:
+            return torch.cat(outs)
+    explained = explain_forward_error(model, chunk, failure)
+    if explained is failure:
+        raise failure
+    raise explained from failure
 
 
 def t_interval(values: Tensor, confidence: float = 0.95, dim: int = -1) -> tuple[Tensor, Tensor, Tensor]:

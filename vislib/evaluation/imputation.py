@@ -29,6 +29,8 @@ import scipy.linalg
 import torch
 from torch import Tensor
 
+from ..checks import check_number, check_tensor
+
 #: (dy, dx, weight) of the 8 neighbours used by ROAD's noisy linear imputation.
 NEIGHBOUR_WEIGHTS: tuple[tuple[int, int, float], ...] = (
     (-1, 0, 1 / 6), (1, 0, 1 / 6), (0, -1, 1 / 6), (0, 1, 1 / 6),
@@ -107,11 +109,12 @@ def noisy_linear_imputation(
     ``clip`` (images are pixel-space). Images whose pixels are all removed become ``fallback``
     (a colour per channel; default 0.5 grey) plus the noise.
     """
+    check_tensor(images, "images", "[B, C, H, W]")
+    check_tensor(mask, "mask", "[B, H, W]")
     if images.dim() != 4 or tuple(mask.shape) != (images.shape[0], *images.shape[2:]):
         raise ValueError(f"mask must have shape [B, H, W] = {(images.shape[0], *images.shape[2:])} "
                          f"for images {tuple(images.shape)}, got {tuple(mask.shape)}")
-    if noise < 0:
-        raise ValueError(f"noise must be non-negative, got {noise}")
+    check_number(noise, "noise", low=0)
     mask = mask.bool()
     out = images.detach().clone()
     if not mask.any():

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_number, check_tensor
 from .imputation import noisy_linear_imputation
 
 FILLS = ("black", "mean", "road")
@@ -97,6 +98,7 @@ def saliency_rank(maps: Tensor, seed: int = 0, *, check: bool = True) -> Tensor:
     those with ``rank >= H*W - n``. ``check=False`` skips the finiteness check (for callers
     that have checked the maps already).
     """
+    check_tensor(maps, "maps", "[B, H, W]")
     if maps.dim() != 3:
         raise ValueError(f"maps must have shape [B, H, W], got {tuple(maps.shape)}")
     if check and not torch.isfinite(maps).all():
@@ -225,6 +227,9 @@ def fill_pixels(
     every pixel removed gets the mean colour if known, else grey).
     """
     check_fill(fill)
+    check_tensor(images, "images", "[B, 3, H, W]")
+    check_tensor(mask, "mask", "[B, H, W]")
+    check_number(noise, "noise", low=0)
     if tuple(mask.shape) != (images.shape[0], *images.shape[2:]):
         raise ValueError(f"mask must have shape [B, H, W] = {(images.shape[0], *images.shape[2:])} "
                          f"for images {tuple(images.shape)}, got {tuple(mask.shape)}")

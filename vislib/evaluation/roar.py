@@ -29,18 +29,20 @@ gives quick (CI) and full sizes through :func:`vislib.config.quick`.
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_images
+from ..checks import check_images, check_number, check_positive_int, check_tensor
 from ..config import quick
 from ..progress import progress_bar
-from ._common import Method, compute_maps, format_rows, resolve_method
+from ._common import Method, check_options, compute_maps, format_rows, resolve_method
 from .removal import (check_fill, check_fractions, dataset_mean, fill_pixels, find_normalize,
                       mask_from_rank, pixel_count, random_rank, saliency_rank)
 
@@ -136,6 +138,55 @@ def _as_data(data: DataSpec, name: str) -> tuple[Tensor, Tensor]:
     return images, labels
 
 
+def _is_maps_pair(spec: Any) -> bool:
+    """A ``(train_maps, test_maps)`` pair given instead of a method (tensors, or arrays by mistake)."""
+    return (isinstance(spec, (tuple, list)) and len(spec) == 2
+            and any(isinstance(t, (Tensor, np.ndarray)) for t in spec))
+
+
+def _check_map_shapes(name: str, maps_train: Tensor, maps_test: Tensor, n_train: int, n_test: int,
+                      h: int, w: int) -> None:
+    check_tensor(maps_train, f"the train maps of {name!r}", "[N_train, H, W]")
+    check_tensor(maps_test, f"the test maps of {name!r}", "[N_test, H, W]")
+    if tuple(maps_train.shape) != (n_train, h, w) or tuple(maps_test.shape) != (n_test, h, w):
+        raise ValueError(f"maps of {name!r} must have shapes {(n_train, h, w)} and "
+                         f"{(n_test, h, w)}, got {tuple(maps_train.shape)} and {tuple(maps_test.shape)}")
+    for split, maps in (("train", maps_train), ("test", maps_test)):
+        if not torch.isfinite(maps).all():
+            raise ValueError(f"the {split} maps of {name!r} contain NaN or infinite values")
+
+
+def _check_before_training(items: list[tuple[str, Any]], x_train: Tensor, x_test: Tensor,
+                           method_options: Mapping[str, dict] | None, train_kwargs: dict, train: Callable) -> None:
+    """Everything about the methods that can be checked without computing maps or training:
+    names resolve, given map pairs are tensors of the right shape, options name real methods,
+    training options are arguments of :func:`vislib.train.train`."""
+    names = [name for name, _ in items]
+    for name, spec in items:
+        if name == RANDOM and isinstance(spec, str):
+            continue
+        if _is_maps_pair(spec):
+            _check_map_shapes(name, spec[0], spec[1], len(x_train), len(x_test), *x_train.shape[-2:])
+        else:
+            resolve_method(spec)              # an unknown name lists the valid ones
+    if method_options is not None:
+        if not isinstance(method_options, Mapping):
+            raise TypeError(f"method_options must be a dict {{method name: {{option: value}}}}, got "
+                            f"{type(method_options).__name__}")
+        unknown = sorted(set(method_options) - set(names))
+        if unknown:
+            raise ValueError(f"method_options names {unknown}, which are not among the methods {names}")
+        for name, options in method_options.items():
+            check_options(options, name)
+    params = inspect.signature(train).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        own = {"model", "images", "labels", "seed"}             # ROAR sets these itself
+        bad = sorted((set(train_kwargs) - set(params)) | (set(train_kwargs) & own))
+        if bad:
+            raise ValueError(f"train_kwargs {bad} are not options ROAR can pass to vislib.train.train; valid: "
+                             f"{sorted(k for k in params if k not in own)} (the seeds come from seeds=)")
+
+
 def _methods(methods: Sequence[MethodSpec] | Mapping[str, MethodSpec]) -> list[tuple[str, Any]]:
     if isinstance(methods, Mapping):
         items = list(methods.items())
@@ -184,6 +235,11 @@ def roar(
     ``target``: None = the original model's predicted class, ``'label'`` = the true label.
     ``method_options`` maps a method name to its keyword options. The maps of each method are
     computed once (in batches of ``map_batch_size``) and reused for every k and seed.
+
+    Nothing is trained before everything that can fail has been checked: method names (an
+    unknown one lists the valid names), given map pairs (tensors of the right shape, finite),
+    ``method_options`` names, ``train_kwargs`` (options of :func:`vislib.train.train`), numbers;
+    and every method's maps are computed before the first retraining.
     """
     from ..train import accuracy, train
 
@@ -205,6 +261,10 @@ def roar(
     items = _methods(methods)
     if random_control and RANDOM not in dict(items):
         items.append((RANDOM, RANDOM))
+    _check_before_training(items, x_train, x_test, method_options, kwargs, train)
+    check_positive_int(map_batch_size, "map_batch_size")
+    check_positive_int(tie_seed, "tie_seed", least=0)
+    check_number(noise, "noise", low=0)
     # The fill colour ('mean', and the fallback of 'road'): the given mean, else the model's
     # Normalize mean (the training-set mean), else the mean colour of the training images.
     if mean is not None or find_normalize(model) is not None:
@@ -235,6 +295,27 @@ def roar(
         seconds["fill"] += time.perf_counter() - t0
         return out
 
+    # Every method's maps first, before the first retraining: a method that fails does so in
+    # seconds, not after several trainings. The maps come from the original model and do not
+    # depend on the order.
+    ranks: dict[str, tuple[Tensor, Tensor]] = {}
+    for name, spec in items:
+        if name == RANDOM and isinstance(spec, str):
+            continue
+        t0 = time.perf_counter()
+        if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(isinstance(t, Tensor) for t in spec):
+            maps_train, maps_test = spec
+        else:
+            bar.set_postfix_str(f"{name}: maps")
+            t_train = y_train if target == "label" else None
+            t_test = y_test if target == "label" else None
+            opts = (method_options or {}).get(name)
+            maps_train = compute_maps(model, x_train, spec, t_train, batch_size=map_batch_size, options=opts)
+            maps_test = compute_maps(model, x_test, spec, t_test, batch_size=map_batch_size, options=opts)
+        _check_map_shapes(name, maps_train, maps_test, len(x_train), len(x_test), h, w)
+        ranks[name] = saliency_rank(maps_train, tie_seed), saliency_rank(maps_test, tie_seed + 1)
+        seconds["maps"] += time.perf_counter() - t0
+
     reference = []
     for seed in seeds:
         bar.set_postfix_str(f"k=0, seed {seed}")
@@ -251,21 +332,7 @@ def roar(
                     te = filled(x_test, random_rank(len(x_test), h, w, seed=2 * seed + 1), k, 3 * seed + i + 1)
                     acc[i, j] = retrain(tr, te, seed)
         else:
-            t0 = time.perf_counter()
-            if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(isinstance(t, Tensor) for t in spec):
-                maps_train, maps_test = spec
-            else:
-                bar.set_postfix_str(f"{name}: maps")
-                t_train = y_train if target == "label" else None
-                t_test = y_test if target == "label" else None
-                opts = (method_options or {}).get(name)
-                maps_train = compute_maps(model, x_train, spec, t_train, batch_size=map_batch_size, options=opts)
-                maps_test = compute_maps(model, x_test, spec, t_test, batch_size=map_batch_size, options=opts)
-            if tuple(maps_train.shape) != (len(x_train), h, w) or tuple(maps_test.shape) != (len(x_test), h, w):
-                raise ValueError(f"maps of {name!r} must have shapes {(len(x_train), h, w)} and "
-                                 f"{(len(x_test), h, w)}, got {tuple(maps_train.shape)} and {tuple(maps_test.shape)}")
-            rank_train, rank_test = saliency_rank(maps_train, tie_seed), saliency_rank(maps_test, tie_seed + 1)
-            seconds["maps"] += time.perf_counter() - t0
+            rank_train, rank_test = ranks[name]
             for i, k in enumerate(ks, start=1):
                 tr = filled(x_train, rank_train, k, 2 * i)
                 te = filled(x_test, rank_test, k, 2 * i + 1)

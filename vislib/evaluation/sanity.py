@@ -24,6 +24,12 @@ Similarity of the trained model's map ``m`` and the randomised model's map ``m'`
 
 Methods whose maps stay similar while the model is destroyed (guided backprop and guided
 Grad-CAM in the paper) behave like edge detectors of the input; gradient and Grad-CAM pass.
+
+The **data randomisation test** (the paper's Sec. 4) destroys the *data* instead: the same
+architecture is trained on the training images with their labels permuted
+(:func:`permuted_labels`, :func:`random_label_model`) until it memorises them, and
+:func:`data_randomization` compares each method's maps for the true-label model and the
+random-label model (same three similarities, target fixed from the true-label model).
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_images, resolve_target
+from ..checks import check_images, check_positive_int, check_target, check_tensor, resolve_target
 from ..hooks import LayerNotFoundError, get_layer, preserve_state
 from ..maps import normalize
 from ..progress import progress_bar
@@ -54,6 +60,8 @@ _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.module
 
 # --------------------------------------------------------------------------- similarities
 def _same_shape(a: Tensor, b: Tensor) -> None:
+    check_tensor(a, "maps", "[B, ...]")
+    check_tensor(b, "maps", "[B, ...]")
     if tuple(a.shape) != tuple(b.shape):
         raise ValueError(f"maps to compare must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
@@ -202,7 +210,15 @@ def _method_items(methods: Sequence[Method] | Mapping[str, Method] | Method) -> 
 def _run(model: nn.Module, images: Tensor, methods, target, seed: int, mode: str, progress: bool,
          method_options: dict | None, batch_size: int) -> SanityResult:
     check_images(images)
+    check_target(target)
+    check_positive_int(batch_size, "batch_size")
     items = _method_items(methods)
+    names = [name for name, _ in items]
+    if len(set(names)) != len(names):
+        raise ValueError(f"method names must be unique, got {names}; pass a dict {{name: method}}")
+    unknown = sorted(set(method_options or {}) - set(names))
+    if unknown:
+        raise ValueError(f"method_options names {unknown}, which are not among the methods {names}")
     trained = copy.deepcopy(model).eval()
     with preserve_state(trained):
         classes = resolve_target(target, batched_logits(trained, images, batch_size))
@@ -312,4 +328,202 @@ def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, 
         fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.86, 0.5), fontsize=8, title="method")
     else:
         axes[0].legend(fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------- data randomisation
+def permuted_labels(labels: Tensor, seed: int = 0) -> Tensor:
+    """The training labels shuffled among the images by a seeded random permutation.
+
+    ``labels[π]`` with ``π = torch.randperm(N, generator=torch.Generator().manual_seed(seed))``:
+    every class keeps exactly its number of images, but which image carries which label is
+    random, so no rule from image to label is left to learn. ``π`` is a plain random permutation,
+    not a derangement: an image keeps a label of its own class with probability about
+    ``Σ_c p_c²`` (1/8 for eight balanced classes), the chance level, which is what independence
+    of image and label means. The data-randomisation test of Adebayo et al. (NeurIPS 2018,
+    Sec. 4) trains a model on such labels. The global random state is not touched.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dim() != 1:
+        raise ValueError(f"labels must be a 1-D tensor of class indices, got shape {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(int(seed)))
+    return labels[order.to(labels.device)].clone()
+
+
+def random_label_model(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    seed: int = 0,
+    epochs: int = 20,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    dropout: float | None = 0.0,
+    progress: bool = True,
+) -> tuple[nn.Module, Tensor, Any]:
+    """Train a fresh copy of ``model``'s architecture on permuted labels; ``model`` is unchanged.
+
+    The copy is ``copy.deepcopy(model)`` with every layer re-initialised by its
+    ``reset_parameters()`` after ``torch.manual_seed(seed)`` (same architecture and
+    normalisation, untrained), trained by :func:`vislib.train.train` on ``images`` with
+    :func:`permuted_labels` ``(labels, seed)``. No weight decay and, with ``dropout=0.0``, dropout
+    switched off during training (the ``p`` of every ``nn.Dropout`` is restored afterwards, so the
+    returned network is the same architecture): both only make memorising faster. Returns
+    ``(trained copy in eval mode, the permuted labels, the training History)``.
+    """
+    from ..train import train
+
+    check_images(images)
+    shuffled = permuted_labels(labels, seed)
+    fresh = copy.deepcopy(model)
+    cuda = sorted({p.device.index or 0 for p in fresh.parameters() if p.is_cuda})
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        for module in fresh.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    saved = {}
+    if dropout is not None:
+        for module in fresh.modules():
+            if isinstance(module, nn.modules.dropout._DropoutNd):
+                saved[module] = module.p
+                module.p = float(dropout)
+    try:
+        history = train(fresh, images, shuffled, epochs=epochs, lr=lr, batch_size=batch_size,
+                        weight_decay=weight_decay, seed=seed, progress=progress, desc="training on permuted labels")
+    finally:
+        for module, p in saved.items():
+            module.p = p
+    return fresh.eval(), shuffled, history
+
+
+def map_similarities(a: Tensor, b: Tensor) -> dict[str, Tensor]:
+    """Per pair of maps ``[B, H, W]``: ``{'spearman_abs', 'spearman', 'ssim'}``, each ``Tensor[B]``.
+
+    The three similarities of the randomisation tests (:func:`spearman_similarity` of ``|a|`` and
+    ``|b|``, of the signed maps, and :func:`ssim_similarity` of the min-max normalised maps).
+    """
+    return {"spearman_abs": spearman_similarity(a, b, abs=True), "spearman": spearman_similarity(a, b),
+            "ssim": ssim_similarity(a, b)}
+
+
+@dataclass
+class DataRandomizationResult:
+    """Similarity of each method's maps for a model trained on true labels and one trained on
+    permuted labels: ``similarity[metric][method]`` is ``Tensor[B]`` (one value per image);
+    ``maps[method]`` is the pair ``(true-label maps, permuted-label maps)`` ``[B, H, W]``."""
+
+    methods: list[str]
+    similarity: dict[str, dict[str, Tensor]]
+    target: Tensor
+    maps: dict[str, tuple[Tensor, Tensor]]
+
+    def mean(self, metric: str, method: str) -> tuple[float, float, float]:
+        """``(mean, low, high)``: the mean over images and its 95 % Student-t interval (NaN left out)."""
+        if metric not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {metric!r}; valid: {list(SIMILARITIES)}")
+        if method not in self.methods:
+            raise ValueError(f"unknown method {method!r}; valid: {self.methods}")
+        mean, low, high = t_interval(self.similarity[metric][method], 0.95, dim=0)
+        return mean.item(), low.item(), high.item()
+
+    def format_table(self) -> str:
+        """Methods as rows, the three similarities as columns: mean [95 % CI]."""
+        rows = []
+        for m in self.methods:
+            row = {"method": m}
+            for metric in SIMILARITIES:
+                mean, low, high = self.mean(metric, m)
+                row[metric] = f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+            rows.append(row)
+        return ("data randomisation: true-label model vs permuted-label model, mean [95% CI] over "
+                f"{len(self.target)} images\n" + format_rows(rows, ["method", *SIMILARITIES]))
+
+
+def data_randomization(
+    model: nn.Module,
+    random_label_model: nn.Module,
+    images: Tensor,
+    methods: Sequence[Method] | Mapping[str, Method] | Method,
+    target: Any = None,
+    *,
+    method_options: dict[str, dict] | None = None,
+    batch_size: int = 64,
+) -> DataRandomizationResult:
+    """The data-randomisation test (Adebayo et al., NeurIPS 2018, Sec. 4): compare each method's
+    maps for ``model`` (trained on the true labels) with its maps for ``random_label_model``
+    (the same architecture trained on permuted labels, :func:`random_label_model`).
+
+    The target of every image is fixed from ``model`` (``None``: its predicted class; or an int
+    or ``B`` classes) and used for both models. Per image, :func:`map_similarities`: Spearman of
+    ``|maps|``, signed Spearman, SSIM. A map that explains what the model learned from the labels
+    must change when the labels carried no information; one that stays similar is driven by the
+    input and the architecture. Neither model is changed.
+    """
+    check_images(images)
+    items = _method_items(methods)
+    options = method_options or {}
+    trained = copy.deepcopy(model).eval()
+    shuffled = copy.deepcopy(random_label_model).eval()
+    classes = resolve_target(target, batched_logits(trained, images, batch_size))
+    similarity: dict[str, dict[str, Tensor]] = {s: {} for s in SIMILARITIES}
+    maps: dict[str, tuple[Tensor, Tensor]] = {}
+    for name, method in items:
+        a = compute_maps(trained, images, method, classes, batch_size=batch_size, options=options.get(name))
+        b = compute_maps(shuffled, images, method, classes, batch_size=batch_size, options=options.get(name))
+        for metric, values in map_similarities(a, b).items():
+            similarity[metric][name] = values
+        maps[name] = (a, b)
+    undefined = sum(int(torch.isnan(t).sum()) for t in similarity["spearman"].values())
+    if undefined:
+        warnings.warn(f"{undefined} rank correlation(s) are undefined because a map is constant; they are NaN "
+                      "and left out of the means", RuntimeWarning, stacklevel=2)
+    return DataRandomizationResult(methods=[n for n, _ in items], similarity=similarity, target=classes.cpu(),
+                                   maps=maps)
+
+
+def plot_data_randomization(result: DataRandomizationResult, metrics: Sequence[str] = SIMILARITIES, *,
+                            reference: SanityResult | None = None, title: str | None = None):
+    """One panel per similarity: a bar per method (mean over images, 95 % CI), true-label vs
+    permuted-label model. With ``reference`` (a cascading :class:`SanityResult` of the same
+    methods) a black diamond marks each method's similarity to a fully randomised network (the
+    cascade's last step), for scale. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from ..plot import method_styles
+
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    for metric in metrics:
+        if metric not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {metric!r}; valid: {list(SIMILARITIES)}")
+    styles = method_styles(result.methods)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.6), squeeze=False,
+                             layout="constrained")
+    x = np.arange(len(result.methods))
+    for ax, metric in zip(axes[0], metrics):
+        stats = [result.mean(metric, m) for m in result.methods]
+        means = np.array([s[0] for s in stats])
+        err = np.array([[s[0] - s[1] for s in stats], [s[2] - s[0] for s in stats]])
+        ax.bar(x, means, yerr=np.nan_to_num(err), capsize=2, color=[styles[m]["color"] for m in result.methods],
+               label="true vs permuted labels")
+        if reference is not None:
+            ends = [reference.mean(metric, m)[-1].item() if m in reference.methods else np.nan
+                    for m in result.methods]
+            ax.scatter(x, ends, marker="D", s=22, color="k", edgecolors="w", linewidths=0.6, zorder=3,
+                       label="true vs fully random network")
+        ax.axhline(0, color="0.6", linewidth=0.8)
+        ax.set_xticks(x)
+        ax.set_xticklabels(result.methods, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel(SIMILARITY_LABELS[metric])
+        ax.set_ylim(min(-0.2, float(np.nanmin(means)) - 0.1), 1.0)
+        ax.set_title(metric, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    if reference is not None:
+        axes[0, 0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(title or f"Data randomisation: maps of the true-label model vs the permuted-label model "
+                          f"({len(result.target)} images, mean and 95% CI)", fontsize=9)
     return fig
