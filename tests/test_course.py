@@ -8,9 +8,9 @@ import pytest
 from vislib import course
 
 
-def test_notebooks_are_the_ten_course_chapters_in_order():
+def test_notebooks_are_the_eleven_course_chapters_in_order():
     names = [p.name for p in course.notebooks()]
-    assert len(names) == 10 and names == sorted(names) and names[0].startswith("01_")
+    assert len(names) == 11 and names == sorted(names) and names[0].startswith("01_")
     assert [p.name for p in course.notebooks(["03", "10"])] == [names[2], names[9]]
 
 

@@ -17,7 +17,7 @@ Modules: :mod:`~vislib.exercises.feedback` (comparisons and messages),
 (student and teacher builds with nbgrader's preprocessors), and one module of checks per notebook.
 """
 from . import (bias_study, cam, evaluation, fullgrad, gradcam, occlusion, saliency, sanity_checks, tsne,
-               weights_activations)
+               weights_activations, what_the_network_sees)
 from .feedback import ExerciseError
 from .registry import EXERCISES, Exercise
 
@@ -27,4 +27,4 @@ EXERCISES.clear()
 EXERCISES.update((ex.grade_id, ex) for ex in _ordered)
 
 __all__ = ["EXERCISES", "Exercise", "ExerciseError", "bias_study", "cam", "evaluation", "fullgrad", "gradcam",
-           "occlusion", "saliency", "sanity_checks", "tsne", "weights_activations"]
+           "occlusion", "saliency", "sanity_checks", "tsne", "weights_activations", "what_the_network_sees"]
