@@ -17,10 +17,17 @@ The first two notebooks of the course look at a trained network without any sali
   draw the embedding with image thumbnails;
 * :func:`neighbour_probabilities` and :func:`perplexity_bandwidths` compute t-SNE's neighbour
   probabilities ``p_{j|i}`` and the Gaussian widths that give each point a chosen perplexity.
+* :func:`top_activating_patches` finds, per channel of a conv layer, the images and positions that
+  excite it most and cuts out the units' receptive fields (:func:`layer_receptive_field`,
+  :func:`plot_top_patches`; Zeiler & Fergus 2014);
+* :func:`nearest_neighbours` lists the nearest images in a feature space or in pixel space
+  (:func:`neighbour_grid` draws them; Krizhevsky et al. 2012, Fig. 4).
 
 References: Karpathy et al., CS231n notes "Visualizing what ConvNets learn"
 (``understanding-cnn.md``); van der Maaten & Hinton, "Visualizing Data using t-SNE", JMLR 2008;
-Wattenberg, Viégas & Johnson, "How to Use t-SNE Effectively", Distill 2016.
+Wattenberg, Viégas & Johnson, "How to Use t-SNE Effectively", Distill 2016; Zeiler & Fergus,
+"Visualizing and Understanding Convolutional Networks", ECCV 2014; Krizhevsky, Sutskever & Hinton,
+"ImageNet Classification with Deep Convolutional Neural Networks", NeurIPS 2012.
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ from torch import Tensor, nn
 
 from .checks import model_device
 from .hooks import LayerSpec, Recorder, get_layer, preserve_state, trial_forward
-from .models import Normalize
+from .models import Normalize, ReceptiveField, receptive_field
 from .progress import progress_bar
 
 
@@ -449,7 +456,393 @@ def thumbnail_scatter(
     return ax
 
 
+# --------------------------------------------------------------------------- top-activating patches
+def layer_chain(model: nn.Module, layer: LayerSpec, *, size: int = 64) -> list[tuple[str, nn.Module]]:
+    """The modules, input to ``layer``, that compute ``layer``'s output, if they form a plain chain.
+
+    One probe forward pass (a zero image ``[1, 3, size, size]``, eval mode, ``no_grad``, hooks
+    removed afterwards) lists the leaf modules (modules without children) in the order they run.
+    The chain is the leaves that finish before ``layer`` does (``layer`` itself when it is a
+    leaf), and it is *plain* when every leaf receives exactly the tensor the previous leaf
+    returned, unchanged: same object and same version counter, so an in-place ``out += identity``
+    between two modules counts as a branch while an in-place ReLU does not. A branch (the
+    shortcut of a residual block, a concatenation) or a functional call between two modules is an
+    error: :func:`vislib.models.receptive_field` only follows chains. Returns ``[(name, module)]``.
+    """
+    from .checks import model_dtype
+
+    name, _ = get_layer(model, layer)
+    seen: list[tuple[str, nn.Module, object, int, object, int]] = []   # name, module, input, version, output, version
+    finished: list[str] = []
+    pending: dict[int, tuple[object, int]] = {}
+
+    def pre(module_name):
+        def hook(module, inputs):
+            x = inputs[0] if inputs else None
+            pending[id(module)] = (x, x._version if isinstance(x, Tensor) else -1)
+        return hook
+
+    def post(module_name, leaf):
+        def hook(module, inputs, output):
+            finished.append(module_name)
+            if leaf:
+                x, version = pending.pop(id(module), (None, -1))
+                seen.append((module_name, module, x, version, output,
+                             output._version if isinstance(output, Tensor) else -1))
+            if module_name == name:
+                seen.append(("", module, None, -1, None, -1))             # marks where the layer finished
+        return hook
+
+    handles = []
+    try:
+        for module_name, module in model.named_modules():
+            if not module_name:
+                continue
+            leaf = not any(True for _ in module.children())
+            if leaf:
+                handles.append(module.register_forward_pre_hook(pre(module_name)))
+            handles.append(module.register_forward_hook(post(module_name, leaf)))
+        with torch.no_grad(), preserve_state(model):
+            model.eval()
+            model(torch.zeros(1, 3, size, size, device=model_device(model), dtype=model_dtype(model)))
+    finally:
+        for h in handles:
+            h.remove()
+    runs = finished.count(name)
+    if runs == 0:
+        raise ValueError(f"layer {name!r} does not run in the model's forward pass")
+    if runs > 1:
+        raise ValueError(f"layer {name!r} runs {runs} times in one forward pass (a shared module); "
+                         "pick a layer that runs once")
+    leaves = seen[:[i for i, entry in enumerate(seen) if entry[0] == ""][0]]
+    if not leaves:
+        raise ValueError(f"no module runs before {name!r} finishes")
+    first = leaves[0][2]
+    if not isinstance(first, Tensor) or tuple(first.shape) != (1, 3, size, size):
+        raise ValueError(f"the first module that runs, {leaves[0][0]!r}, does not receive the image; "
+                         f"{name!r} is not at the end of a plain chain of modules")
+    for before, after in zip(leaves, leaves[1:]):
+        if after[2] is not before[4] or after[3] != before[5]:
+            raise ValueError(
+                f"{name!r} is not at the end of a plain chain of modules: {after[0]!r} does not receive the "
+                f"output of {before[0]!r} unchanged (a branch such as a residual shortcut, or a functional call, "
+                "lies between them), so its receptive field cannot be computed layer by layer")
+    return [(entry[0], entry[1]) for entry in leaves]
+
+
+#: Modules whose output at a position depends on the whole input: no receptive field after them.
+_NOT_LOCAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Linear, nn.Flatten, nn.Upsample)
+
+
+def layer_receptive_field(model: nn.Module, layer: LayerSpec, *, size: int = 64) -> ReceptiveField:
+    """Receptive field (size, jump, start) of the units of ``layer``, in input pixels.
+
+    :func:`vislib.models.receptive_field` applied to :func:`layer_chain`: only for a layer at the
+    end of a plain chain of modules (the course VGG's ``net.features.*``; an error for layers
+    after a residual block, and after adaptive pooling, flattening or a linear layer).
+    """
+    chain = layer_chain(model, layer, size=size)
+    for name, module in chain:
+        if isinstance(module, _NOT_LOCAL):
+            raise ValueError(f"{chain[-1][0]!r} comes after {name!r} ({type(module).__name__}), which mixes all "
+                             "positions: it is not a conv layer with a receptive field of its own")
+    return receptive_field([m for _, m in chain])
+
+
+def describe_layer(model: nn.Module, layer: LayerSpec, *, size: int = 64) -> str:
+    """A human name for a layer of a plain chain, e.g. ``'block 2, conv 4 (ReLU), net.features.12'``.
+
+    Counts the convolutions (``conv k``: the k-th convolution of the network) and the pooling
+    layers before the layer (``block b``: after ``b - 1`` poolings) on :func:`layer_chain`, and
+    names the kind of module the layer is. For a layer that is not at the end of a plain chain it
+    returns the dotted name alone.
+    """
+    name, module = get_layer(model, layer)
+    try:
+        chain = layer_chain(model, name, size=size)
+    except ValueError:
+        return name
+    convs = sum(isinstance(m, nn.Conv2d) for _, m in chain)
+    pools = sum(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for _, m in chain[:-1])
+    kind = {nn.ReLU: "ReLU", nn.Conv2d: "conv output", nn.BatchNorm2d: "BatchNorm",
+            nn.MaxPool2d: "max-pool", nn.AvgPool2d: "average pool"}.get(type(module), type(module).__name__)
+    if convs == 0:
+        return f"{kind}, {name}"
+    return f"block {pools + 1}, conv {convs} ({kind}), {name}"
+
+
+@dataclass
+class TopPatches:
+    """The images and positions at which chosen channels of one layer respond most.
+
+    For channel ``channels[c]`` and rank ``r`` (0 = strongest): ``values[c, r]`` is the channel's
+    largest activation in image ``image_index[c, r]``, reached at ``position[c, r] = (row, col)``
+    of the layer's ``h x w`` map; ``boxes[c, r] = (top, left, bottom, right)`` are that unit's
+    receptive field in input pixels, ``bottom``/``right`` exclusive, **not** clipped to the image
+    (a unit near the border also "sees" the zero padding); :meth:`crops` cuts them out.
+    """
+
+    layer: str
+    channels: list[int]
+    values: Tensor
+    image_index: Tensor
+    position: Tensor
+    boxes: Tensor
+    field: ReceptiveField
+    n_images: int
+
+    def subset(self, channels: Sequence[int]) -> TopPatches:
+        """The same result for some of its channels only (channel numbers of the layer, in that order)."""
+        missing = [c for c in channels if c not in self.channels]
+        if missing:
+            raise ValueError(f"channels {missing} were not ranked; ranked channels: {self.channels}")
+        rows = torch.tensor([self.channels.index(c) for c in channels], dtype=torch.long)
+        return TopPatches(self.layer, list(channels), self.values[rows], self.image_index[rows], self.position[rows],
+                          self.boxes[rows], self.field, self.n_images)
+
+    def clipped_boxes(self, height: int, width: int) -> Tensor:
+        """``boxes`` clipped to an image of ``height x width`` pixels (the pixels that exist)."""
+        b = self.boxes.clone()
+        b[..., 0::2] = b[..., 0::2].clamp(0, height)
+        b[..., 1::2] = b[..., 1::2].clamp(0, width)
+        return b
+
+    def crops(self, images: Tensor, fill: float = 0.5) -> Tensor:
+        """The receptive-field patches ``[C, k, 3, s, s]`` (``s = field.size``) cut out of ``images``.
+
+        ``images`` are the images the patches were found in (indexed by ``image_index``). Parts
+        of a box outside the image (padding) are filled with ``fill`` (mid-grey by default), so
+        every patch keeps its scale and the unit's centre stays at the patch's centre.
+        """
+        if len(images) != self.n_images:
+            raise ValueError(f"the patches were found in {self.n_images} images, got {len(images)}")
+        c, k = self.image_index.shape
+        s = self.field.size
+        h, w = images.shape[-2:]
+        out = torch.full((c, k, images.shape[1], s, s), float(fill), dtype=images.dtype)
+        for i in range(c):
+            for r in range(k):
+                top, left, bottom, right = self.boxes[i, r].tolist()
+                t, l, b, rr = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
+                if b > t and rr > l:
+                    source = images[int(self.image_index[i, r]), :, t:b, l:rr]
+                    out[i, r, :, t - top:b - top, l - left:rr - left] = source.cpu()
+        return out
+
+
+def top_activating_patches(
+    model: nn.Module,
+    images: Tensor,
+    layer: LayerSpec,
+    channels: Sequence[int] | None = None,
+    k: int = 9,
+    *,
+    batch_size: int = 128,
+    progress: bool = True,
+    desc: str = "top patches",
+) -> TopPatches:
+    """For each channel of ``layer``, the ``k`` images that excite it most, and where (Zeiler & Fergus 2014).
+
+    For image ``n`` and channel ``c`` the score is the channel's strongest unit,
+    ``a_c(n) = max_{i,j} A[n, c, i, j]``, at ``(i*, j*) = argmax`` (the first maximum in row-major
+    order when several are equal). The ``k`` images with the largest ``a_c`` are kept (one patch
+    per image, as in the paper's figure 2; ties go to the earlier image), batch by batch, so the
+    activations of the whole set are never held. The patch that explains ``a_c(n)`` is the unit's
+    receptive field (:func:`layer_receptive_field`): the unit at ``(i, j)`` sees the input pixels
+
+        ``rows  start + i·jump ± (size - 1) / 2``,  ``columns  start + j·jump ± (size - 1) / 2``,
+
+    nothing else, so the patch alone determines the activation. Zeiler & Fergus project the
+    activation back to pixels with a deconvnet; the receptive-field crop is the model-free part of
+    that picture (CS231n's "images that maximally activate a neuron").
+
+    ``layer`` must output ``[B, C, h, w]`` and sit at the end of a plain chain of modules (the
+    course VGG's ``net.features.*``). ``channels``: the channels to rank (default: all). The
+    model runs in eval mode under ``no_grad`` in batches and is left as it was.
+
+    Reference: Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014
+    (arXiv 1311.2901), Sec. 4 and Fig. 2.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must be [N, 3, H, W], got shape {tuple(images.shape)}")
+    n = len(images)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be between 1 and the number of images ({n}), got {k}")
+    if images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"top_activating_patches needs square images, got {tuple(images.shape[-2:])}")
+    name, _ = get_layer(model, layer)
+    field = layer_receptive_field(model, name, size=images.shape[-1])
+    chosen: Tensor | None = None
+    best_v = best_n = best_p = None
+    width = None
+    start_batch = 0
+    for outputs in _batched_outputs(model, images, [name], batch_size=batch_size, progress=progress, desc=desc):
+        out = outputs[name]
+        if out.dim() != 4:
+            raise ValueError(f"layer {name!r} outputs shape {tuple(out.shape)}; top patches need a conv layer "
+                             "with output [B, C, h, w]")
+        if chosen is None:
+            n_channels, width = out.shape[1], out.shape[3]
+            chosen = torch.arange(n_channels) if channels is None else torch.as_tensor(list(channels), dtype=torch.long)
+            if chosen.numel() == 0 or chosen.min() < 0 or chosen.max() >= n_channels:
+                raise ValueError(f"channels must be indices between 0 and {n_channels - 1} of layer {name!r}, "
+                                 f"got {chosen.tolist()}")
+        flat = out[:, chosen.to(out.device)].flatten(2).float().cpu()      # [B, C, h*w]
+        value, pos = flat.max(dim=2)                                        # first maximum per image
+        index = torch.arange(start_batch, start_batch + len(out)).expand(len(chosen), -1)
+        value, pos = value.T, pos.T                                         # [C, B]
+        if best_v is not None:                                              # earlier images first: ties keep them
+            value, pos, index = (torch.cat([best_v, value], 1), torch.cat([best_p, pos], 1),
+                                 torch.cat([best_n, index], 1))
+        order = value.sort(dim=1, descending=True, stable=True).indices[:, :k]
+        best_v, best_p, best_n = value.gather(1, order), pos.gather(1, order), index.gather(1, order)
+        start_batch += len(out)
+    rows, cols = best_p // width, best_p % width
+    centre_r = field.start + rows.double() * field.jump
+    centre_c = field.start + cols.double() * field.jump
+    half = (field.size - 1) / 2
+    top = torch.round(centre_r - half).long()
+    left = torch.round(centre_c - half).long()
+    boxes = torch.stack([top, left, top + field.size, left + field.size], dim=-1)
+    return TopPatches(layer=name, channels=chosen.tolist(), values=best_v, image_index=best_n,
+                      position=torch.stack([rows, cols], dim=-1), boxes=boxes, field=field, n_images=n)
+
+
+def class_purity(image_labels: Tensor) -> Tensor:
+    """Per row of labels ``[C, k]``, the share of the ``k`` labels that are the row's most common one.
+
+    Applied to the labels of a channel's top-``k`` images: 1 when they are all one class, about
+    the largest class frequency plus sampling noise when the channel ignores the class.
+    """
+    labels = torch.as_tensor(image_labels).long()
+    if labels.dim() != 2:
+        raise ValueError(f"labels must be [channels, k], got shape {tuple(labels.shape)}")
+    counts = F.one_hot(labels, int(labels.max()) + 1).sum(1)                # [C, classes]
+    return counts.max(1).values.double() / labels.shape[1]
+
+
+def plot_top_patches(top: TopPatches, images: Tensor, *, labels: Tensor | None = None,
+                     classes: Sequence[str] | None = None, title: str | None = None, cell: float = 0.72,
+                     fill: float = 0.5) -> plt.Figure:
+    """One row per channel: its ``k`` top receptive-field patches, strongest first.
+
+    Each patch is titled with its activation (and the image's class when ``labels`` and
+    ``classes`` are given); the row label names the channel. Grey areas are padding outside the
+    image. Returns the figure.
+    """
+    crops = top.crops(images, fill=fill)
+    c, k = crops.shape[:2]
+    fig, axes = plt.subplots(c, k, figsize=(cell * k + 0.9, cell * c * 1.18 + 0.7), squeeze=False,
+                             layout="constrained")
+    for i in range(c):
+        for r in range(k):
+            ax = axes[i, r]
+            ax.imshow(crops[i, r].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            text = f"{top.values[i, r].item():.2g}"
+            if labels is not None and classes is not None:
+                text = f"{classes[int(labels[int(top.image_index[i, r])])]}\n{text}"
+            ax.set_title(text, fontsize=6, pad=1.5)
+        axes[i, 0].set_ylabel(f"channel {top.channels[i]}", fontsize=7)
+    fig.suptitle(title or f"{top.layer}: top-{k} patches per channel ({top.field.size}×{top.field.size} px "
+                 f"receptive field, {top.n_images} images)", fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------- nearest neighbours
+def nearest_neighbours(features: Tensor | np.ndarray, k: int = 5, *, queries: Sequence[int] | Tensor | None = None,
+                       chunk: int = 256) -> tuple[Tensor, Tensor]:
+    """The ``k`` nearest neighbours (Euclidean) of query points among all points, the query excluded.
+
+    ``features`` ``[N, ...]`` are flattened to ``[N, D]``; ``queries`` are indices of the points
+    to query (default: every point). For query ``q`` the distances ``d(q, j) = |x_q - x_j|`` to
+    all ``j ≠ q`` are sorted (a stable sort: equal distances keep the smaller index first) and the
+    first ``k`` kept. Distances come from ``torch.cdist`` in chunks of ``chunk`` queries, in the
+    features' own floating dtype (float32 for activations; pass float64 for exact ties). Returns
+    ``(distances [Q, k], indices [Q, k])``.
+
+    Used for Krizhevsky et al.'s (NeurIPS 2012, Fig. 4) comparison: neighbours in a network's
+    feature space share the class, neighbours in pixel space share colours and layout.
+    """
+    x = torch.as_tensor(_numpy(features))
+    x = x.reshape(len(x), -1)
+    if not x.is_floating_point():
+        x = x.double()
+    n = len(x)
+    if not 1 <= k < n:
+        raise ValueError(f"k must be between 1 and N - 1 = {n - 1}, got {k}")
+    q = torch.arange(n) if queries is None else torch.as_tensor(queries, dtype=torch.long).flatten()
+    if q.numel() and (q.min() < 0 or q.max() >= n):
+        raise ValueError(f"queries must be indices between 0 and {n - 1}, got {q.tolist()[:10]}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be positive, got {chunk}")
+    dist, idx = [], []
+    for start in range(0, len(q), chunk):
+        rows = q[start:start + chunk]
+        d = torch.cdist(x[rows], x)
+        d[torch.arange(len(rows)), rows] = float("inf")          # a point is not its own neighbour
+        order = d.sort(dim=1, stable=True).indices[:, :k]
+        dist.append(d.gather(1, order))
+        idx.append(order)
+    if not dist:
+        return torch.empty(0, k, dtype=x.dtype), torch.empty(0, k, dtype=torch.long)
+    return torch.cat(dist), torch.cat(idx)
+
+
+def neighbour_grid(images: Tensor, queries: Sequence[int], neighbours: dict[str, Tensor], *,
+                   labels: Tensor | None = None, classes: Sequence[str] | None = None, cell: float = 0.9,
+                   title: str | None = None) -> plt.Figure:
+    """Query images and their nearest neighbours in several spaces, one row per (query, space).
+
+    ``neighbours[space]`` is ``[Q, k]`` indices into ``images`` (from :func:`nearest_neighbours`,
+    in the order of ``queries``). The first column shows the query; with ``labels`` each
+    neighbour is framed green when it has the query's class and red when not, and titled with its
+    class. Returns the figure.
+    """
+    spaces = list(neighbours)
+    k = neighbours[spaces[0]].shape[1]
+    rows = len(queries) * len(spaces)
+    fig, axes = plt.subplots(rows, k + 1, figsize=(cell * (k + 1) + 1.6, cell * 1.2 * rows + 0.5), squeeze=False,
+                             layout="constrained")
+    for qi, q in enumerate(queries):
+        for si, space in enumerate(spaces):
+            r = qi * len(spaces) + si
+            for c in range(k + 1):
+                ax = axes[r, c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c == 0:
+                    if si == 0:
+                        ax.imshow(images[q].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+                        for spine in ax.spines.values():
+                            spine.set_visible(False)
+                        name = f": {classes[int(labels[q])]}" if labels is not None and classes is not None else ""
+                        ax.set_title(f"query {q}{name}", fontsize=7)
+                    else:
+                        for spine in ax.spines.values():
+                            spine.set_visible(False)
+                    ax.set_ylabel(space, fontsize=7, rotation=0, ha="right", va="center")
+                    continue
+                j = int(neighbours[space][qi, c - 1])
+                ax.imshow(images[j].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+                if labels is not None:
+                    same = int(labels[j]) == int(labels[q])
+                    for spine in ax.spines.values():
+                        spine.set_visible(True)
+                        spine.set_color("tab:green" if same else "tab:red")
+                        spine.set_linewidth(2.5)
+                    if classes is not None:
+                        ax.set_title(classes[int(labels[j])], fontsize=6, pad=1.5,
+                                     color="tab:green" if same else "tab:red")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
 __all__ = ["collect_activations", "penultimate_layer", "ChannelStats", "channel_stats", "filter_colour_share",
            "linear_templates",
            "tsne_embedding", "neighbour_probabilities", "perplexity_bandwidths", "knn_same_class", "spread_subset",
-           "class_colours", "thumbnail_scatter"]
+           "class_colours", "thumbnail_scatter",
+           "layer_chain", "layer_receptive_field", "describe_layer", "TopPatches", "top_activating_patches",
+           "class_purity", "plot_top_patches", "nearest_neighbours", "neighbour_grid"]
