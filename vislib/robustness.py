@@ -38,7 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import TargetSpec, check_images, model_device, model_dtype, resolve_target
+from .attribution._base import prepare_images
+from .attribution.core import gaussian_blur as gaussian_blur_of_images
+from .checks import TargetSpec, check_images, resolve_target
 from .hooks import frozen
 from .progress import progress_bar
 
@@ -60,11 +62,6 @@ def attack_loss(logits: Tensor, classes: Tensor, loss: str = "ce") -> Tensor:
         others = logits.masked_fill(F.one_hot(classes, logits.shape[1]).bool(), float("-inf"))
         return others.max(dim=1).values - own
     raise ValueError(f"unknown loss {loss!r}; valid: {list(LOSSES)}")
-
-
-def _prepare(model: nn.Module, images: Tensor) -> Tensor:
-    check_images(images)
-    return images.detach().to(device=model_device(model), dtype=model_dtype(model), copy=True)
 
 
 def _per_image(value: float | Tensor, x: Tensor, name: str) -> Tensor:
@@ -117,7 +114,7 @@ def fgsm(model: nn.Module, images: Tensor, eps: float | Tensor, target: TargetSp
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid: {list(LOSSES)}")
     with frozen(model):
-        x = _prepare(model, images)
+        x = prepare_images(model, images)
         e = _per_image(eps, x, "eps")
         classes, targeted = _classes(model, x, target, labels)
         step = _signed_step(model, x, classes, targeted, loss)
@@ -140,7 +137,7 @@ def pgd(model: nn.Module, images: Tensor, eps: float | Tensor, target: TargetSpe
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     with frozen(model):
-        x = _prepare(model, images)
+        x = prepare_images(model, images)
         e = _per_image(eps, x, "eps")
         alpha = 2.5 * e / steps if step_size is None else _per_image(step_size, x, "step_size")
         classes, targeted = _classes(model, x, target, labels)
@@ -195,7 +192,7 @@ def minimal_epsilon(model: nn.Module, images: Tensor, target: TargetSpec, eps_gr
     if not grid or grid[0] <= 0 or not all(math.isfinite(e) for e in grid):
         raise ValueError(f"eps_grid must hold positive finite radii, got {list(eps_grid)}")
     with frozen(model):
-        x = _prepare(model, images)
+        x = prepare_images(model, images)
         with torch.no_grad():
             classes = resolve_target(target, model(x))
         b = x.shape[0]
@@ -266,16 +263,9 @@ def blur(images: Tensor, sigma: float) -> Tensor:
         raise ValueError(f"sigma must be finite and >= 0 pixels, got {sigma!r}")
     if sigma == 0:
         return images.clone()
-    r = max(1, math.ceil(3 * sigma))
-    if r >= min(images.shape[-2:]):
+    if max(1, math.ceil(3 * sigma)) >= min(images.shape[-2:]):
         raise ValueError(f"sigma {sigma} is too large for images of {tuple(images.shape[-2:])} pixels")
-    t = torch.arange(-r, r + 1, dtype=torch.float64)
-    k = torch.exp(-t**2 / (2 * sigma**2))
-    k = (k / k.sum()).to(images)
-    c = images.shape[1]
-    x = F.pad(images, (r, r, r, r), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return gaussian_blur_of_images(images, sigma, padding="reflect")
 
 
 def gaussian_blur(images: Tensor, severity: int) -> Tensor:

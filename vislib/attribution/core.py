@@ -301,16 +301,20 @@ def accumulate_gradients(
 
 
 # --------------------------------------------------------------------------- fills and baselines
-def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
-    """A separable Gaussian blur of ``[B, C, H, W]`` images (replicate padding, radius 3 sigma)."""
+def gaussian_blur(images: Tensor, sigma: float, *, padding: str = "replicate") -> Tensor:
+    """A separable Gaussian blur of ``[B, C, H, W]`` images (radius ``ceil(3 sigma)``, at least 1).
+
+    ``padding``: how the edges are extended, ``"replicate"`` (occlusion's and integrated gradients'
+    blur) or ``"reflect"`` (:func:`vislib.robustness.blur`, as ImageNet-C).
+    """
     radius = max(1, math.ceil(3 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     kernel = kernel / kernel.sum()
     c = images.shape[1]
-    x = F.pad(images, (radius, radius, 0, 0), mode="replicate")
+    x = F.pad(images, (radius, radius, 0, 0), mode=padding)
     x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    x = F.pad(x, (0, 0, radius, radius), mode="replicate")
+    x = F.pad(x, (0, 0, radius, radius), mode=padding)
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 

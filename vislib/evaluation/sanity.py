@@ -380,12 +380,7 @@ def random_label_model(
     check_images(images)
     shuffled = permuted_labels(labels, seed)
     fresh = copy.deepcopy(model)
-    cuda = sorted({p.device.index or 0 for p in fresh.parameters() if p.is_cuda})
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        for module in fresh.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+    _reinitialise(fresh, [n for n, m in fresh.named_modules() if hasattr(m, "reset_parameters")], seed)
     saved = {}
     if dropout is not None:
         for module in fresh.modules():
