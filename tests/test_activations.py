@@ -164,6 +164,9 @@ def test_thumbnail_scatter_draws_one_box_per_thumbnail_and_a_legend():
     boxes = [a for a in ax.artists if isinstance(a, AnnotationBbox)]
     assert len(boxes) == 6
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c", "d"]
+    markers = [tuple(map(tuple, c.get_paths()[0].vertices.round(3))) for c in ax.collections]
+    assert len(set(markers)) == 4                            # one marker per class, as well as one colour
+    assert len(set(act.class_colours(8))) == 8 and len(set(act.class_markers(8))) == 8
     plt.close(fig)
 
 

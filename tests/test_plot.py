@@ -31,17 +31,25 @@ def test_unknown_methods_avoid_the_colours_of_known_ones_in_the_same_plot():
     assert len(set(colours(plot.method_styles(["oracle", "gradient", "random"])))) == 3
 
 
-def test_grey_and_dashes_belong_to_the_random_baseline_alone():
+def test_grey_belongs_to_the_random_baseline_alone_and_no_two_methods_share_marker_and_line():
     names = list(attribution.METHODS) + [f"custom_{i}" for i in range(12)]
     styles = plot.method_styles(names)
     assert styles["random"]["linestyle"] == "--" and is_grey(styles["random"]["color"])
     others = {m: s for m, s in styles.items() if m != "random"}
-    assert all(s["linestyle"] == "-" and not is_grey(s["color"]) for s in others.values())
+    assert not any(is_grey(s["color"]) for s in others.values())
+    pairs = [(s["marker"], s["linestyle"]) for s in styles.values()]
+    assert len(set(pairs)) == len(pairs), "two methods would look alike in black and white"
+    # the pairs the issue named as confusable by hue alone differ in marker and in line style
+    for a, b in [("fullgrad", "simple_fullgrad"), ("guided_backprop", "ablation_cam")]:
+        assert styles[a]["marker"] != styles[b]["marker"] and styles[a]["linestyle"] != styles[b]["linestyle"]
+    assert styles["input_x_gradient"]["label"] == "Gradient × input" and styles["custom_3"]["label"] == "custom_3"
 
 
 def test_an_absolute_value_variant_keeps_the_colour_of_its_method():
     styles = plot.method_styles(["input_x_gradient", "|input_x_gradient|", "mine"])
-    assert styles["|input_x_gradient|"] == styles["input_x_gradient"]
+    assert styles["|input_x_gradient|"]["color"] == styles["input_x_gradient"]["color"]
+    assert styles["|input_x_gradient|"]["marker"] == styles["input_x_gradient"]["marker"]
+    assert styles["|input_x_gradient|"]["linestyle"] == ":" and styles["|input_x_gradient|"]["label"] == "|Gradient × input|"
     assert styles["mine"]["color"] != styles["input_x_gradient"]["color"]
 
 
@@ -96,16 +104,18 @@ def _png_size(path):
 
 import pytest  # noqa: E402
 
+CAPTION = "A straight line, drawn to test savefig."
+
 
 @pytest.mark.parametrize("name", ["x.PNG", "x.png", "x.pdf", "x.Pdf", "x"])
 def test_savefig_drops_its_own_extension_in_any_case(tmp_path, name):
     import matplotlib.pyplot as plt
 
     fig = _figure(3.0)
-    paths = plot.savefig(fig, name, folder=tmp_path)
+    paths = plot.savefig(fig, name, folder=tmp_path, caption=CAPTION)
     plt.close(fig)
     assert paths == [tmp_path / "x.png", tmp_path / "x.pdf"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pdf", "x.png"]   # no x.PNG.png beside them
+    assert sorted(p.name for p in tmp_path.glob("x*")) == ["x.pdf", "x.png"]   # no x.PNG.png beside them
     assert paths[1].read_bytes()[:5] == b"%PDF-"
     _png_size(paths[0])
 
@@ -118,20 +128,20 @@ def test_savefig_keeps_dots_inside_a_stem():
 @pytest.mark.parametrize("name", ["", ".png", "sub/x", "..\\x", "x.jpg", "x.SVG", ".."])
 def test_savefig_refuses_folders_foreign_formats_and_empty_names(tmp_path, name):
     with pytest.raises(ValueError, match="savefig|stem|folder"):
-        plot.savefig(_figure(3.0), name, folder=tmp_path)
+        plot.savefig(_figure(3.0), name, folder=tmp_path, caption=CAPTION)
     assert not list(tmp_path.iterdir())
 
 
 def test_savefig_overwrites_and_says_so(tmp_path):
     import matplotlib.pyplot as plt
 
-    first = plot.savefig(_figure(3.0), "same", folder=tmp_path)
+    first = plot.savefig(_figure(3.0), "same", folder=tmp_path, caption=CAPTION)
     w1, _ = _png_size(first[0])
-    second = plot.savefig(_figure(6.0), "same", folder=tmp_path)
+    second = plot.savefig(_figure(6.0), "same", folder=tmp_path, caption=CAPTION)
     w2, _ = _png_size(second[0])
     plt.close("all")
     assert first == second and w2 > 1.5 * w1   # the twice-as-wide figure replaced the first (tight bbox)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.pdf", "same.png"]
+    assert sorted(p.name for p in tmp_path.glob("same*")) == ["same.pdf", "same.png"]
     assert "overwritten" in plot.savefig.__doc__
 
 
@@ -141,6 +151,6 @@ def test_savefig_default_folder_is_the_configured_one(tmp_path, monkeypatch):
     from vislib import config
 
     monkeypatch.setattr(config, "FIGS_DIR", tmp_path / "figs")
-    paths = plot.savefig(_figure(3.0), "default", close=True)
+    paths = plot.savefig(_figure(3.0), "default", close=True, caption=CAPTION)
     assert paths[0] == tmp_path / "figs" / "default.png" and paths[0].exists()
     assert plt.get_fignums() == []

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from vislib import activations, models
+from vislib import activations, models, plot
 from vislib.hooks import hook_count
 
 
@@ -202,7 +202,9 @@ def test_plots_have_one_axis_per_patch_and_neighbour():
     top = activations.top_activating_patches(model, images, "3", k=3, progress=False)
     fig = activations.plot_top_patches(top, images, labels=torch.arange(5), classes=list("abcde"), title="t")
     assert len(fig.axes) == 2 * 3 and fig.axes[0].get_ylabel() == "channel 0"
+    assert not plot.check_figure(fig).problems()             # the figure standard: <= 7 in, >= 7 pt, no frames
     _, idx = activations.nearest_neighbours(images, k=2, queries=[0, 1])
     fig = activations.neighbour_grid(images, [0, 1], {"pixels": idx, "other": idx}, labels=torch.arange(5),
                                      classes=list("abcde"))
     assert len(fig.axes) == 2 * 2 * 3
+    assert not plot.check_figure(fig).problems()             # the class frames are patches, not spines

@@ -393,10 +393,23 @@ def spread_subset(xy: Tensor | np.ndarray, max_points: int, min_distance: float 
     return np.asarray(kept, dtype=np.int64)
 
 
+#: Okabe & Ito's colour-blind-safe palette (black moved last: it is the colour of text and axes).
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
+#: One marker per class, so classes stay apart in black and white too.
+CLASS_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")
+
+
 def class_colours(n: int) -> list:
-    """``n`` distinct colours (tab10, then tab20) for class scatter plots."""
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    """``n`` distinct colours for class scatter plots: Okabe-Ito (colour-blind safe) up to 8, then tab20."""
+    if n <= len(OKABE_ITO):
+        return list(OKABE_ITO[:n])
+    cmap = plt.get_cmap("tab20")
     return [cmap(i % cmap.N) for i in range(n)]
+
+
+def class_markers(n: int) -> list[str]:
+    """``n`` markers for class scatter plots (they repeat after 12 classes)."""
+    return [CLASS_MARKERS[i % len(CLASS_MARKERS)] for i in range(n)]
 
 
 def thumbnail_scatter(
@@ -416,7 +429,10 @@ def thumbnail_scatter(
 ) -> plt.Axes:
     """A 2-D embedding coloured by class, with image thumbnails on a spread-out subset of points.
 
-    Every point is a dot in its class colour (legend: class names). With ``images`` ``[N, 3, H,
+    Every point is drawn in its class's colour *and* marker (:func:`class_colours`,
+    :func:`class_markers`: colour-blind safe, and distinct in black and white); ``legend=True``
+    puts the class names to the right of the axes, off the data (``False`` for a figure legend,
+    e.g. :func:`vislib.style.legend_below`). With ``images`` ``[N, 3, H,
     W]``, up to ``n_thumbnails`` points chosen by :func:`spread_subset` also show their image
     (matplotlib ``OffsetImage`` in an ``AnnotationBbox``) framed in the class colour. The axes
     carry no ticks: t-SNE coordinates have no units. Returns the axes.
@@ -430,11 +446,13 @@ def thumbnail_scatter(
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 6), layout="constrained")
     colours = class_colours(len(classes))
+    markers = class_markers(len(classes))
     for c, name in enumerate(classes):
         sel = labels == c
         if sel.any():
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=point_size, color=colours[c], label=name,
-                       alpha=0.75, linewidths=0)
+            size = point_size * (1.8 if markers[c] == "*" else 1.0)        # a star looks smaller at equal area
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=size, color=colours[c], marker=markers[c], label=name,
+                       alpha=0.8, linewidths=0)
     if images is not None and n_thumbnails > 0:
         if len(images) != len(xy):
             raise ValueError(f"{len(xy)} points but {len(images)} images")
@@ -451,8 +469,8 @@ def thumbnail_scatter(
     if title:
         ax.set_title(title)
     if legend:
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=2.0, frameon=False,
-                  title="class")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=1.5, frameon=False,
+                  title="class", handletextpad=0.2)
     return ax
 
 
@@ -722,31 +740,39 @@ def class_purity(image_labels: Tensor) -> Tensor:
 
 
 def plot_top_patches(top: TopPatches, images: Tensor, *, labels: Tensor | None = None,
-                     classes: Sequence[str] | None = None, title: str | None = None, cell: float = 0.72,
-                     fill: float = 0.5) -> plt.Figure:
+                     classes: Sequence[str] | None = None, title: str | None = None,
+                     width: str | float = "full", cell: float | None = None, fill: float = 0.5) -> plt.Figure:
     """One row per channel: its ``k`` top receptive-field patches, strongest first.
 
-    Each patch is titled with its activation (and the image's class when ``labels`` and
+    Each patch is titled with its activation (and, above it, the image's class when ``labels`` and
     ``classes`` are given); the row label names the channel. Grey areas are padding outside the
-    image. Returns the figure.
+    image. The figure is ``width`` wide (``"full"`` = 7 in, ``"column"`` = 3.4 in, or inches);
+    ``cell`` fixes the side of one patch instead. Returns the figure.
     """
+    from .style import COLUMN_WIDTH, FULL_WIDTH, MIN_FONT_PT, image_axes
+
     crops = top.crops(images, fill=fill)
     c, k = crops.shape[:2]
-    fig, axes = plt.subplots(c, k, figsize=(cell * k + 0.9, cell * c * 1.18 + 0.7), squeeze=False,
-                             layout="constrained")
+    two_lines = labels is not None and classes is not None
+    label_w = 0.55                                                  # the row labels, "channel 12"
+    if cell is None:
+        w = {"full": FULL_WIDTH, "column": COLUMN_WIDTH}[width] if isinstance(width, str) else float(width)
+        cell = min(0.9, (w - label_w) / k - 0.03)
+    title_h = 0.25 if two_lines else 0.14
+    fig, axes = plt.subplots(c, k, figsize=(label_w + k * (cell + 0.03), c * (cell + title_h) + 0.35),
+                             squeeze=False, layout="constrained")
     for i in range(c):
         for r in range(k):
             ax = axes[i, r]
             ax.imshow(crops[i, r].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            text = f"{top.values[i, r].item():.2g}"
-            if labels is not None and classes is not None:
+            image_axes(ax)
+            text = f"{top.values[i, r].item():.1f}"
+            if two_lines:
                 text = f"{classes[int(labels[int(top.image_index[i, r])])]}\n{text}"
-            ax.set_title(text, fontsize=6, pad=1.5)
-        axes[i, 0].set_ylabel(f"channel {top.channels[i]}", fontsize=7)
+            ax.set_title(text, fontsize=MIN_FONT_PT, pad=1.5, linespacing=1.0)
+        axes[i, 0].set_ylabel(f"channel {top.channels[i]}", fontsize=MIN_FONT_PT)
     fig.suptitle(title or f"{top.layer}: top-{k} patches per channel ({top.field.size}×{top.field.size} px "
-                 f"receptive field, {top.n_images} images)", fontsize=8)
+                 f"receptive field, {top.n_images} images)")
     return fig
 
 
@@ -790,59 +816,67 @@ def nearest_neighbours(features: Tensor | np.ndarray, k: int = 5, *, queries: Se
     return torch.cat(dist), torch.cat(idx)
 
 
+#: Frames of :func:`neighbour_grid`: same class as the query (blue, solid, ✓) or not (vermillion, dashed, ✗);
+#: Okabe-Ito colours, and told apart by line style and sign in black and white too.
+SAME_CLASS_STYLE = {"color": "#0072B2", "linestyle": "-", "sign": "✓"}
+OTHER_CLASS_STYLE = {"color": "#D55E00", "linestyle": (0, (2.0, 1.2)), "sign": "✗"}
+
+
 def neighbour_grid(images: Tensor, queries: Sequence[int], neighbours: dict[str, Tensor], *,
-                   labels: Tensor | None = None, classes: Sequence[str] | None = None, cell: float = 0.9,
-                   title: str | None = None) -> plt.Figure:
+                   labels: Tensor | None = None, classes: Sequence[str] | None = None,
+                   width: str | float = "full", cell: float | None = None, title: str | None = None) -> plt.Figure:
     """Query images and their nearest neighbours in several spaces, one row per (query, space).
 
     ``neighbours[space]`` is ``[Q, k]`` indices into ``images`` (from :func:`nearest_neighbours`,
-    in the order of ``queries``). The first column shows the query; with ``labels`` each
-    neighbour is framed green when it has the query's class and red when not, and titled with its
-    class. Returns the figure.
+    in the order of ``queries``); the keys label the rows. The first column shows the query; with
+    ``labels`` each neighbour gets a frame drawn around its panel (not the axes' spines): solid
+    blue and a ✓ when it has the query's class, dashed vermillion and a ✗ when not, and is titled
+    with its class when ``classes`` are given. The figure is ``width`` wide (``"full"``,
+    ``"column"`` or inches); ``cell`` fixes the side of one image instead. Returns the figure.
     """
+    from matplotlib.patches import Rectangle
+
+    from .style import COLUMN_WIDTH, FULL_WIDTH, MIN_FONT_PT, image_axes
+
     spaces = list(neighbours)
     k = neighbours[spaces[0]].shape[1]
     rows = len(queries) * len(spaces)
-    fig, axes = plt.subplots(rows, k + 1, figsize=(cell * (k + 1) + 1.6, cell * 1.2 * rows + 0.5), squeeze=False,
-                             layout="constrained")
+    label_w = 1.0                                                     # the row labels (space names)
+    if cell is None:
+        w = {"full": FULL_WIDTH, "column": COLUMN_WIDTH}[width] if isinstance(width, str) else float(width)
+        cell = min(1.1, (w - label_w) / (k + 1) - 0.04)
+    fig, axes = plt.subplots(rows, k + 1, figsize=(label_w + (k + 1) * (cell + 0.04), rows * (cell + 0.17) + 0.3),
+                             squeeze=False, layout="constrained")
     for qi, q in enumerate(queries):
         for si, space in enumerate(spaces):
             r = qi * len(spaces) + si
             for c in range(k + 1):
                 ax = axes[r, c]
-                ax.set_xticks([])
-                ax.set_yticks([])
+                image_axes(ax)
                 if c == 0:
                     if si == 0:
                         ax.imshow(images[q].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
-                        for spine in ax.spines.values():
-                            spine.set_visible(False)
                         name = f": {classes[int(labels[q])]}" if labels is not None and classes is not None else ""
-                        ax.set_title(f"query {q}{name}", fontsize=7)
-                    else:
-                        for spine in ax.spines.values():
-                            spine.set_visible(False)
-                    ax.set_ylabel(space, fontsize=7, rotation=0, ha="right", va="center")
+                        ax.set_title(f"query {q}{name}", fontsize=MIN_FONT_PT, pad=1.5)
+                    ax.set_ylabel(space, fontsize=MIN_FONT_PT, rotation=0, ha="right", va="center")
                     continue
                 j = int(neighbours[space][qi, c - 1])
                 ax.imshow(images[j].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
                 if labels is not None:
-                    same = int(labels[j]) == int(labels[q])
-                    for spine in ax.spines.values():
-                        spine.set_visible(True)
-                        spine.set_color("tab:green" if same else "tab:red")
-                        spine.set_linewidth(2.5)
-                    if classes is not None:
-                        ax.set_title(classes[int(labels[j])], fontsize=6, pad=1.5,
-                                     color="tab:green" if same else "tab:red")
+                    style = SAME_CLASS_STYLE if int(labels[j]) == int(labels[q]) else OTHER_CLASS_STYLE
+                    ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, clip_on=False,
+                                           edgecolor=style["color"], linestyle=style["linestyle"], linewidth=1.6))
+                    name = classes[int(labels[j])] if classes is not None else ""
+                    ax.set_title(f"{style['sign']} {name}".strip(), fontsize=MIN_FONT_PT, pad=2.0,
+                                 color=style["color"])
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title)
     return fig
 
 
 __all__ = ["collect_activations", "penultimate_layer", "ChannelStats", "channel_stats", "filter_colour_share",
            "linear_templates",
            "tsne_embedding", "neighbour_probabilities", "perplexity_bandwidths", "knn_same_class", "spread_subset",
-           "class_colours", "thumbnail_scatter",
+           "class_colours", "class_markers", "thumbnail_scatter", "OKABE_ITO",
            "layer_chain", "layer_receptive_field", "describe_layer", "TopPatches", "top_activating_patches",
            "class_purity", "plot_top_patches", "nearest_neighbours", "neighbour_grid"]
