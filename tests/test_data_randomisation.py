@@ -151,7 +151,8 @@ def test_plot_has_one_panel_per_similarity_and_the_cascade_reference():
     cascade = cascading_randomization(a, images, ["gradient", "gradcam"], progress=False)
     fig = sanity.plot_data_randomization(result, reference=cascade)
     assert len(fig.axes) == 3
-    assert [ax.get_ylabel() for ax in fig.axes] == [sanity.SIMILARITY_LABELS[m] for m in sanity.SIMILARITIES]
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["gradient", "gradcam"]
+    assert [ax.get_title() for ax in fig.axes] == [sanity.SIMILARITY_LABELS[m] for m in sanity.SIMILARITIES]
+    assert "labels" in fig.axes[0].get_ylabel() and "↓" in fig.axes[0].get_ylabel()
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["Gradient", "Grad-CAM"]
     with pytest.raises(ValueError, match="unknown similarity"):
         sanity.plot_data_randomization(result, ["nope"])

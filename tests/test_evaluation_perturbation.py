@@ -237,7 +237,7 @@ def test_compare_methods_adds_the_random_baseline_and_plots():
     assert ax.get_xlabel() and ax.get_ylabel()
     colours = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()}
     assert len(set(colours.values())) == 3                    # the unknown 'oracle' is not grey either
-    assert colours["random (2 seeds)"] == "#666666" and ax.get_lines()[2].get_linestyle() == "--"
+    assert colours["Random (2 seeds)"] == "#666666" and ax.get_lines()[2].get_linestyle() == "--"
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -261,3 +261,23 @@ def test_bad_input_gives_clear_errors():
                            fill="mean")
     with pytest.raises(TypeError, match="name .* or a callable"):
         pixel_perturbation(model, images, np.zeros((2, SIZE, SIZE)))
+
+
+def test_t_interval_and_mean_ci_match_scipy_to_float64_precision():
+    from vislib.evaluation import mean_ci, t_interval
+
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 7, 160):
+        values = rng.normal(0.4, 0.2, n)
+        low, high = stats.t.interval(0.9, n - 1, loc=values.mean(), scale=stats.sem(values))
+        mean, lo, hi = mean_ci(list(values) + [float("nan")], confidence=0.9)    # NaN left out
+        assert (mean, lo, hi) == pytest.approx((values.mean(), low, high), rel=1e-13, abs=1e-15)
+        # t_interval along a dim: each row its own n (a NaN shortens the second row)
+        rows = torch.tensor(np.stack([values, np.r_[values[:-1], np.nan]]))
+        m, lo2, hi2 = t_interval(rows, 0.9, dim=1)
+        if n > 2:
+            short = values[:-1]
+            low_s, high_s = stats.t.interval(0.9, n - 2, loc=short.mean(), scale=stats.sem(short))
+            assert (lo2[1].item(), hi2[1].item()) == pytest.approx((low_s, high_s), rel=1e-13)
+        assert (lo2[0].item(), hi2[0].item()) == pytest.approx((low, high), rel=1e-13)
+    assert all(math.isnan(v) for v in mean_ci([0.5])[1:])      # one value: no interval, not a zero-width one

@@ -7,8 +7,10 @@ import torch
 from scipy import stats
 from torch import Tensor, nn
 
+import vislib.style
 from vislib.evaluation import (cascading_randomization, independent_randomization, plot_sanity,
                                randomization_steps, randomized_copy, spearman_similarity, ssim_similarity)
+from vislib.evaluation import sanity
 from vislib.hooks import hook_count
 from vislib.models import Normalize
 
@@ -183,7 +185,15 @@ def test_plot_has_one_panel_per_similarity():
     result = cascading_randomization(trained_net(), IMAGES[:3], [edge_detector, input_gradient], progress=False)
     fig = plot_sanity(result)
     assert len(fig.axes) == 3
-    assert all(len(ax.get_lines()) >= 2 and ax.get_ylabel() and "cascading" in ax.get_title() for ax in fig.axes)
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == result.steps
+    assert all(len(ax.get_lines()) >= 2 for ax in fig.axes)
+    assert [ax.get_title() for ax in fig.axes] == [sanity.SIMILARITY_LABELS[m] for m in sanity.SIMILARITIES]
+    assert "weights" in fig.axes[0].get_ylabel() and "↓" in fig.axes[0].get_ylabel()
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["trained"] + result.steps[1:]
+    plt.close(fig)
+    net = trained_net()
+    fig = plot_sanity(result, ["ssim"], model=net)        # human layer names on the ticks with the model
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == (
+        ["trained"] + [vislib.style.layer_name(net, s) for s in result.steps[1:]])
+    assert fig.get_size_inches()[0] == pytest.approx(7.0)
     plt.close(fig)
     assert np.isfinite(result.mean("ssim", "edge_detector").numpy()).all()

@@ -7,11 +7,14 @@
   (thresholded or GrabCut-refined maps, IoU) against object masks;
 * :mod:`~vislib.evaluation.sanity`: model-parameter and data randomisation (Adebayo et al.);
 * :mod:`~vislib.evaluation.removal` and :mod:`~vislib.evaluation.imputation`: the shared pixel
-  ranking (seeded tie-breaking), masks and fills (black, mean, ROAD noisy linear imputation).
+  ranking (seeded tie-breaking), masks and fills (black, mean, ROAD noisy linear imputation);
+* :func:`mean_ci` / :func:`t_interval`: a mean and its Student-t confidence interval, the error bars
+  of every figure.
 
 Methods are given as callables ``fn(model, images, target=None, **options) -> Tensor[B, H, W]``
 or by name in ``vislib.attribution.METHODS``.
 """
+from ._common import mean_ci, t_interval
 from .imputation import noisy_linear_imputation
 from .localisation import (THRESHOLDS, EnergyResult, PointingResult, SegmentationResult, chance_iou, dilate,
                            energy_share, grabcut_refine, iou, pointing_game, segmentation_iou, threshold_maps)
@@ -25,6 +28,7 @@ from .sanity import (SIMILARITIES, DataRandomizationResult, SanityResult, cascad
                      random_label_model, randomization_steps, randomized_copy, spearman_similarity, ssim_similarity)
 
 __all__ = [
+    "mean_ci", "t_interval",
     "noisy_linear_imputation",
     "EnergyResult", "PointingResult", "dilate", "energy_share", "pointing_game",
     "THRESHOLDS", "SegmentationResult", "chance_iou", "grabcut_refine", "iou", "segmentation_iou", "threshold_maps",

@@ -126,8 +126,17 @@ def t_interval(values: Tensor, confidence: float = 0.95, dim: int = -1) -> tuple
     centred = torch.where(valid, values - mean.unsqueeze(dim), 0.0)
     sd = (centred.pow(2).sum(dim) / (n - 1).clamp_min(1)).sqrt()
     t = torch.tensor(stats.t.ppf(0.5 + confidence / 2, (n - 1).clamp_min(1).numpy()), dtype=torch.float64)
-    half = torch.where(n > 1, t * sd / n.clamp_min(1).sqrt(), torch.nan)
+    half = torch.where(n > 1, t * sd / n.clamp_min(1).double().sqrt(), torch.nan)   # an integer sqrt is float32
     return mean, mean - half, mean + half
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean of all ``values`` (any shape, a tensor or a sequence; NaN left out) and its two-sided
+    Student-t confidence interval, as floats ``(mean, low, high)``: the error bar of a figure or
+    the interval of :func:`vislib.report.interval`. See :func:`t_interval`."""
+    flat = torch.as_tensor(values, dtype=torch.float64).detach().cpu().flatten()
+    mean, low, high = t_interval(flat, confidence, dim=0)
+    return mean.item(), low.item(), high.item()
 
 
 def format_rows(rows: Sequence[dict], columns: Sequence[str], floatfmt: str = ".4g") -> str:

@@ -75,14 +75,48 @@ ALL_METRICS = METRICS + FACT_METRICS
 #: The reproduction's choice: the 10 most probable other classes (of ImageNet's 1000).
 TOP_OTHERS = 10
 METRIC_LABELS = {
-    "afoc": "absolute fractional change of p_c",
-    "kl": "KL(p(x) || p(x~))",
-    "pcuo": "change of the logit s_c (%)",
-    "afoc_logit": "absolute fractional change of s_c",
-    "kl_reverse": "KL(p(x~) || p(x))",
-    "pcuo_abs": "absolute change of the logit s_c (%)",
-    "pcuo_others": "absolute change of the other top logits (%)",
+    "afoc": r"AFOC of $p_c$",
+    "kl": r"$\mathrm{KL}(p \,\|\, \tilde{p})$",
+    "pcuo": r"change of $s_c$ in %",
+    "afoc_logit": r"AFOC of $s_c$",
+    "kl_reverse": r"$\mathrm{KL}(\tilde{p} \,\|\, p)$",
+    "pcuo_abs": r"PCUO of $s_c$ in %",
+    "pcuo_others": r"PCUO of the other $s_j$ in %",
 }
+#: Panel titles: what each metric computes (mathtext; :data:`METRIC_LABELS` is the short axis label).
+METRIC_TITLES = {
+    "afoc": r"$\mathrm{AFOC} = |p_c(\tilde{x}) - p_c(x)| \,/\, p_c(x)$",
+    "kl": r"$\mathrm{KL}(p \,\|\, \tilde{p})$, clean $p$ first",
+    "pcuo": r"logit change $100\,\Delta s_c / |s_c(x)|$",
+    "afoc_logit": r"$|\Delta s_c| \,/\, |s_c(x)|$",
+    "kl_reverse": r"$\mathrm{KL}(\tilde{p} \,\|\, p)$, the FACT-AI report's",
+    "pcuo_abs": r"$\mathrm{PCUO} = 100\,|\Delta s_c| \,/\, s_c(x)$",
+    "pcuo_others": r"PCUO over the other classes $j \neq c$",
+}
+
+
+def metric_direction(metric: str, mode: str) -> str:
+    """Which way is better for ``metric`` when the ``mode`` (``"least"``/``"most"``) salient pixels
+    are removed: ``"lower"``, ``"higher"`` or ``"zero"`` (:func:`vislib.style.metric_label`).
+
+    Removing the least salient pixels should leave the output as it is: the changes are best at 0
+    (the PCUO variants say "0 is best"; AFOC and the KL divergences cannot go below 0, so "lower").
+    Removing the most salient pixels should change it as much as possible: higher AFOC, KL and
+    absolute PCUO, and a more negative signed logit change.
+    """
+    check_mode(mode)
+    if mode == "least":
+        return "zero" if metric.startswith("pcuo") else "lower"
+    return "lower" if metric == "pcuo" else "higher"
+
+
+def metric_axis_label(metric: str, mode: str) -> str:
+    """The axis label of ``metric`` with its direction for ``mode`` removal: ``"AFOC of $p_c$ (↓ better)"``."""
+    from ..style import metric_label
+
+    return metric_label(METRIC_LABELS.get(metric, metric), metric_direction(metric, mode))
+
+
 #: Pass this instead of maps for the random-removal baseline.
 RANDOM = "random"
 MapsSpec = Union[Tensor, Method]
@@ -347,39 +381,49 @@ def plot_curves(
     confidence: float = 0.95,
     ax=None,
     logx: bool = False,
+    title: str | None = None,
+    legend: bool | None = None,
 ):
     """Draw mean ``metric`` against the removed fraction (in %) per method, with its
-    confidence band over images; return the figure."""
-    import matplotlib.pyplot as plt
+    confidence band over images (Student-t, ``confidence``); return the figure.
+
+    Each method takes its house style (colour, marker, line style and name for people,
+    :func:`vislib.style.method_styles`); the y label says which way is better for the results'
+    removal mode (:func:`metric_axis_label`). Without ``ax`` a one-column figure is made with the
+    legend below the panel; with ``ax`` no legend is drawn unless ``legend=True`` (a figure of
+    several panels takes one legend, :func:`vislib.style.legend_below`). ``title`` replaces the
+    default title (metric, mode and fill).
+    """
+    from ..style import figure, legend_below, mean_band, method_styles
 
     values = list(results.values() if isinstance(results, Mapping) else results)
     if not values:
         raise ValueError("no results to plot")
     own_figure = ax is None
     if own_figure:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        fig, ax = figure("column", 2.4)
     else:
         fig = ax.figure
-    from ..plot import method_styles
-
     styles = method_styles([result.method for result in values])
     for result in values:
         mean, low, high = t_interval(result.values(metric), confidence, dim=1)
         x = (100 * result.fractions).numpy()
-        style = styles[result.method]
-        label = result.method + (f" ({result.n_seeds} seeds)" if result.per_seed is not None else "")
-        (line,) = ax.plot(x, mean.numpy(), marker="o", markersize=3, label=label, **style)
-        ax.fill_between(x, low.numpy(), high.numpy(), color=line.get_color(), alpha=0.15, linewidth=0)
+        style = dict(styles[result.method])
+        if result.per_seed is not None:
+            style["label"] += f" ({result.n_seeds} seeds)"
+        mean_band(ax, x, mean.numpy(), low.numpy(), high.numpy(), alpha=0.12, **style)
     modes = sorted({r.mode for r in values})
     fills = sorted({r.fill for r in values})
-    ax.set_xlabel("pixels removed (%)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_xlabel(f"{'/'.join(modes)} salient pixels removed (%)")
+    ax.set_ylabel(metric_axis_label(metric, modes[0]) if len(modes) == 1 else METRIC_LABELS.get(metric, metric))
     if logx:
+        from matplotlib.ticker import FuncFormatter
+
         ax.set_xscale("log")
-    ax.set_title(f"{metric.upper()}: remove {'/'.join(modes)} salient, fill {'/'.join(fills)} "
-                 f"({int(confidence * 100)} % CI)", fontsize=10)
-    ax.legend(fontsize=8)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))   # 0.1, 1, 10 rather than 10^-1
+    ax.set_title(title if title is not None else
+                 f"{METRIC_LABELS.get(metric, metric)}: {'/'.join(modes)} salient removed, {'/'.join(fills)} fill")
     ax.grid(alpha=0.3)
-    if own_figure:
-        fig.tight_layout()
+    if legend if legend is not None else own_figure:
+        legend_below(fig, [ax], ncol=2)
     return fig

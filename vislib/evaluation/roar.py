@@ -346,38 +346,40 @@ def roar(
                       seeds=seeds, fill=fill, accuracy=accuracies, chance=1.0 / num_classes, seconds=seconds)
 
 
-def plot_roar(result: RoarResult, *, ax=None):
-    """Test accuracy of the retrained models against the removed fraction, per method, with a
-    band of ±1 standard deviation over seeds; the random control dashed, chance dotted."""
-    import matplotlib.pyplot as plt
+def plot_roar(result: RoarResult, *, ax=None, title: str | None = None, legend: bool | None = None):
+    """Test accuracy of the retrained models against the removed fraction, per method (house
+    style: colour, marker, line style, name for people), with a band of ±1 standard deviation over
+    seeds; the random control dashed grey, chance dotted. Lower accuracy is better: the map found
+    what the model needs. Without ``ax`` a one-column figure with the legend below; with ``ax``
+    no legend unless ``legend=True``."""
+    from ..style import figure, legend_below, mean_band, method_styles, metric_label
 
     own_figure = ax is None
     if own_figure:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        fig, ax = figure("column", 2.4)
     else:
         fig = ax.figure
     x = (100 * result.fractions).numpy()
-    from ..plot import method_styles
-
     styles = method_styles(result.methods)
     for method in result.methods:
         acc = result.accuracy[method]
         mean = acc.mean(1).numpy()
-        style = styles[method]
-        (line,) = ax.plot(x, mean, marker="o", markersize=3, label=method, **style)
         if acc.shape[1] > 1:
             sd = acc.std(1).numpy()
-            ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.15, linewidth=0)
+            mean_band(ax, x, mean, mean - sd, mean + sd, alpha=0.15, **styles[method])
+        else:
+            mean_band(ax, x, mean, **styles[method])
     ax.axhline(result.chance, color="0.6", linestyle=":", linewidth=1, label="chance")
+    low, high = ax.get_ylim()
+    ax.set_ylim(min(low, result.chance - 0.03), high)          # chance stays in view
     ax.set_xlabel("most salient pixels removed (%)")
-    ax.set_ylabel("test accuracy after retraining")
-    band = ", band ±1 sd" if len(result.seeds) > 1 else ""
-    ax.set_title(f"ROAR, fill {result.fill} ({len(result.seeds)} seed{'s' if len(result.seeds) > 1 else ''}{band})",
-                 fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_ylabel(metric_label("test accuracy after retraining", "lower"))
+    n = len(result.seeds)
+    band = ", band ±1 sd" if n > 1 else ""
+    ax.set_title(title if title is not None else f"ROAR, {result.fill} fill ({n} seed{'s' if n > 1 else ''}{band})")
     ax.grid(alpha=0.3)
-    if own_figure:
-        fig.tight_layout()
+    if legend if legend is not None else own_figure:
+        legend_below(fig, [ax], ncol=3)
     return fig
 
 

@@ -55,6 +55,40 @@ SIMILARITY_LABELS = {
     "spearman": "Spearman rank correlation (signed)",
     "ssim": "SSIM of normalised maps",
 }
+#: What a *low* similarity to the original maps means in each test: the map depends on what the
+#: test destroyed (a faithful method's maps must change, so lower is what it should show).
+SIMILARITY_DIRECTIONS = {
+    "cascading": "↓ = map depends on the weights",
+    "independent": "↓ = map depends on the layer",
+    "data": "↓ = map depends on the labels learned",
+}
+
+
+def similarity_axis_label(test: str) -> str:
+    """The y label of a sanity-check plot, with its direction: ``"similarity to the trained model's
+    maps (↓ = map depends on the weights)"`` for ``test`` in :data:`SIMILARITY_DIRECTIONS`."""
+    if test not in SIMILARITY_DIRECTIONS:
+        raise ValueError(f"test must be one of {list(SIMILARITY_DIRECTIONS)}, got {test!r}")
+    return f"similarity to the trained model's maps\n({SIMILARITY_DIRECTIONS[test]})"
+
+
+def step_labels(result: "SanityResult", model: nn.Module | None = None) -> list[str]:
+    """Names for people of a randomisation result's steps: ``"trained"``, then the layers as
+    :func:`vislib.style.layer_name` gives them (``"fc 3 (net.classifier.7)"``) when ``model`` is
+    given, else their module paths."""
+    from ..style import layer_name
+
+    out = []
+    for step in result.steps:
+        if step == "original":
+            out.append("trained")
+        elif model is not None:
+            out.append(layer_name(model, step))
+        else:
+            out.append(step)
+    return out
+
+
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
 
@@ -293,41 +327,60 @@ def independent_randomization(
     return _run(model, images, methods, target, seed, "independent", progress, method_options, batch_size)
 
 
-def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, axes=None):
-    """One panel per similarity: mean over images (95 % CI band) against the randomisation
-    step, one line per method; returns the figure."""
-    import matplotlib.pyplot as plt
+def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, axes=None,
+                model: nn.Module | None = None, width: str | float = "full", height: float | None = None):
+    """One panel per similarity: the mean over images with its 95 % Student-t band against the
+    randomisation step, one line per method (each in its :func:`vislib.style.method_style`);
+    returns the figure.
 
-    from ..plot import method_styles
+    The panels share the y axis, titled by the similarity's name for people
+    (:data:`SIMILARITY_LABELS`); the y label says that a *lower* similarity means the map depends
+    on what was randomised (what a faithful method shows). With ``model`` (the trained model) the
+    step ticks are human layer names (:func:`step_labels`). A new figure is ``width`` wide
+    (``"full"``, ``"column"`` or inches) with panel letters and one legend below; with ``axes``
+    the panels are drawn there (each with its own legend-free curves).
+    """
+    from ..style import figure, legend_below, mean_band, method_styles, panel_letters
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    for metric in metrics:
+        if metric not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {metric!r}; valid: {list(SIMILARITIES)}")
     own_figure = axes is None
     if own_figure:
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
+        fig, axes = figure(width, height if height is not None else 3.4, ncols=len(metrics), squeeze=False,
+                           sharey=True)
         axes = axes[0]
     else:
         axes = np.atleast_1d(axes)
         fig = axes[0].figure
     x = np.arange(len(result.steps))
-    for ax, metric in zip(axes, metrics):
-        styles = method_styles(result.methods)
+    ticks = step_labels(result, model)
+    styles = method_styles(result.methods)
+    xlabel = "randomised " + ("down to layer (cumulative)" if result.mode == "cascading" else "layer (only this one)")
+    lowest = 0.0
+    for k, (ax, metric) in enumerate(zip(axes, metrics)):
         for method in result.methods:
             mean, low, high = t_interval(result.similarity[metric][method], 0.95, dim=1)
-            (line,) = ax.plot(x, mean.numpy(), marker="o", markersize=3, label=method, **styles[method])
-            ax.fill_between(x, low.numpy(), high.numpy(), color=line.get_color(), alpha=0.15, linewidth=0)
-        ax.axhline(0, color="0.6", linewidth=0.8)
+            lowest = min(lowest, float(np.nanmin(mean.numpy())))
+            # a similarity lies in [-1, 1]: the band (few images make it wide) is cut there
+            mean_band(ax, x, mean.numpy(), np.clip(low.numpy(), -1, 1), np.clip(high.numpy(), -1, 1), alpha=0.15,
+                      **styles[method])
+        ax.axhline(0, color="0.6", linewidth=0.6, zorder=0)
         ax.set_xticks(x)
-        ax.set_xticklabels(result.steps, rotation=60, ha="right", fontsize=7)
-        ax.set_xlabel("randomised " + ("down to layer" if result.mode == "cascading" else "layer"))
-        ax.set_ylabel(SIMILARITY_LABELS[metric])
-        ax.set_title(f"{result.mode} randomisation: {metric}", fontsize=10)
+        ax.set_xticklabels(ticks, rotation=90)
+        if not own_figure or len(metrics) < 3 or k == len(metrics) // 2:   # one x label under a row of 3+
+            ax.set_xlabel(xlabel)
+        if k == 0 or not own_figure:
+            ax.set_ylabel(similarity_axis_label(result.mode))
+        ax.set_title(SIMILARITY_LABELS[metric])
         ax.grid(alpha=0.3)
-    if own_figure:                                   # one legend, outside the curves
-        fig.tight_layout(rect=(0, 0, 0.86, 1))
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.86, 0.5), fontsize=8, title="method")
-    else:
-        axes[0].legend(fontsize=8)
+    for ax in axes:
+        ax.set_ylim(max(-1.05, min(-0.3, lowest - 0.1)), 1.05)
+    if own_figure:
+        if len(metrics) > 1:
+            panel_letters(axes)
+        legend_below(fig, axes, ncol=min(len(result.methods), 5))
     return fig
 
 
@@ -482,43 +535,58 @@ def data_randomization(
 
 
 def plot_data_randomization(result: DataRandomizationResult, metrics: Sequence[str] = SIMILARITIES, *,
-                            reference: SanityResult | None = None, title: str | None = None):
-    """One panel per similarity: a bar per method (mean over images, 95 % CI), true-label vs
-    permuted-label model. With ``reference`` (a cascading :class:`SanityResult` of the same
-    methods) a black diamond marks each method's similarity to a fully randomised network (the
-    cascade's last step), for scale. Returns the figure."""
-    import matplotlib.pyplot as plt
+                            reference: SanityResult | None = None, title: str | None = None,
+                            width: str | float = "full", height: float | None = None):
+    """One panel per similarity: a bar per method (mean over images, 95 % Student-t interval),
+    true-label vs permuted-label model, in the method's colour and with its name for people. With
+    ``reference`` (a cascading :class:`SanityResult` of the same methods) a black diamond marks
+    each method's similarity to a fully randomised network (the cascade's last step), for scale.
+    The panels share the y axis; its label says that a lower similarity means the map depends on
+    the labels the model learned. ``title`` (optional) is a short figure title. Returns the figure,
+    ``width`` wide, with panel letters and the legend below."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    from ..plot import method_styles
+    from ..style import figure, method_styles, panel_letters
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     for metric in metrics:
         if metric not in SIMILARITIES:
             raise ValueError(f"unknown similarity {metric!r}; valid: {list(SIMILARITIES)}")
     styles = method_styles(result.methods)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.6), squeeze=False,
-                             layout="constrained")
+    fig, axes = figure(width, height if height is not None else 3.0, ncols=len(metrics), squeeze=False,
+                       sharey=True)
     x = np.arange(len(result.methods))
-    for ax, metric in zip(axes[0], metrics):
+    lowest = 0.0
+    for k, (ax, metric) in enumerate(zip(axes[0], metrics)):
         stats = [result.mean(metric, m) for m in result.methods]
         means = np.array([s[0] for s in stats])
-        err = np.array([[s[0] - s[1] for s in stats], [s[2] - s[0] for s in stats]])
-        ax.bar(x, means, yerr=np.nan_to_num(err), capsize=2, color=[styles[m]["color"] for m in result.methods],
-               label="true vs permuted labels")
+        # the interval, cut to [-1, 1] where few images make it wider than a similarity can be
+        low = np.clip([s[1] for s in stats], -1, 1)
+        high = np.clip([s[2] for s in stats], -1, 1)
+        err = np.nan_to_num(np.array([means - low, high - means]).clip(min=0))
+        ax.bar(x, means, yerr=err, capsize=2, color=[styles[m]["color"] for m in result.methods],
+               error_kw={"linewidth": 0.8})
+        lowest = min(lowest, float(np.nanmin(means)))
         if reference is not None:
             ends = [reference.mean(metric, m)[-1].item() if m in reference.methods else np.nan
                     for m in result.methods]
-            ax.scatter(x, ends, marker="D", s=22, color="k", edgecolors="w", linewidths=0.6, zorder=3,
-                       label="true vs fully random network")
-        ax.axhline(0, color="0.6", linewidth=0.8)
+            ax.scatter(x, ends, marker="D", s=16, color="k", edgecolors="w", linewidths=0.5, zorder=3)
+        ax.axhline(0, color="0.6", linewidth=0.6)
         ax.set_xticks(x)
-        ax.set_xticklabels(result.methods, rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel(SIMILARITY_LABELS[metric])
-        ax.set_ylim(min(-0.2, float(np.nanmin(means)) - 0.1), 1.0)
-        ax.set_title(metric, fontsize=9)
+        ax.set_xticklabels([styles[m]["label"] for m in result.methods], rotation=90)
+        if k == 0:
+            ax.set_ylabel(similarity_axis_label("data"))
+        ax.set_title(SIMILARITY_LABELS[metric])
         ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].set_ylim(max(-1.05, min(-0.3, lowest - 0.1)), 1.05)
+    if len(metrics) > 1:
+        panel_letters(axes[0])
+    handles = [Patch(facecolor="0.65", label="real vs permuted-label model (bar: mean, whisker: 95 % CI)")]
     if reference is not None:
-        axes[0, 0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(title or f"Data randomisation: maps of the true-label model vs the permuted-label model "
-                          f"({len(result.target)} images, mean and 95% CI)", fontsize=9)
+        handles.append(Line2D([], [], linestyle="", marker="D", markersize=4, color="k",
+                              label="real vs fully random network (cascade's last step)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    if title:
+        fig.suptitle(title)
     return fig
