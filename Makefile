@@ -12,7 +12,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PEERS  := $(VENV)/.peers-stamp
 
-.PHONY: course test unit notebooks lab lab-teacher student teacher models imagenet bench clean peers
+.PHONY: course test unit notebooks lab lab-teacher student teacher models imagenet bench clean peers report
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,22 @@ peers: $(PEERS)
 
 course: $(STAMP)
 	$(PY) -m vislib.course
+
+# The report kit: report/report.tex takes its figures from figs/ and its numbers from figs/numbers.tex,
+# both written by the course run, and compiles to report/report.pdf when a LaTeX engine is installed.
+report:
+	@test -f figs/numbers.tex || { echo "figs/numbers.tex is missing: run 'make course' first (it writes the figures and numbers)" >&2; exit 1; }
+	@if command -v latexmk >/dev/null 2>&1; then \
+		cd report && latexmk -pdf -interaction=nonstopmode -halt-on-error report.tex; \
+	elif command -v pdflatex >/dev/null 2>&1; then \
+		cd report && pdflatex -interaction=nonstopmode -halt-on-error report.tex && pdflatex -interaction=nonstopmode -halt-on-error report.tex; \
+	else \
+		echo "make report needs a LaTeX engine and none was found (latexmk or pdflatex). Install TeX Live:" >&2; \
+		echo "  Debian/Ubuntu: sudo apt-get install latexmk texlive-latex-recommended texlive-fonts-recommended" >&2; \
+		echo "  macOS: MacTeX (https://tug.org/mactex); Windows: MiKTeX or TeX Live." >&2; \
+		echo "Or upload report/ and figs/ to Overleaf and compile report/report.tex there." >&2; \
+		exit 1; \
+	fi
 
 # The test command runs the notebooks' ImageNet sections too, on stand-in weights: random weights
 # saved under torchvision's file names in a torch home of their own, loaded by torchvision's real
@@ -80,3 +96,4 @@ bench: $(PEERS)
 
 clean:
 	rm -rf build figs/*.png figs/*.pdf .pytest_cache
+	cd report && rm -f report.pdf *.aux *.log *.out *.fls *.fdb_latexmk

@@ -105,7 +105,7 @@ x = torch.load("images.pt")
 maps = attribution.gradcam(model, x)
 fig, ax = plt.subplots(figsize=(3, 3))
 plot.overlay(ax, x[0], maps[0], colorbar=True, label="Grad-CAM", title="Grad-CAM of the installed vislib")
-paths = plot.savefig(fig, "installed_gradcam", close=True)
+paths = plot.savefig(fig, "installed_gradcam", close=True, caption="Grad-CAM of the course ResNet, installed vislib.")
 torch.save({"maps": maps, "logits": model(x).detach()}, "result.pt")
 print(json.dumps({"vislib": vislib.__file__, "from_checkout": config.FROM_CHECKOUT,
                   "models_dir": str(models.MODELS_DIR), "figs": [str(p) for p in paths],

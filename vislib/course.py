@@ -55,7 +55,7 @@ def _repolling(get_msg, every: float = 1.0):
 
 @contextlib.contextmanager
 def patient_kernel_clients() -> Iterator[None]:
-    """Within the block, every nbclient client (nbclient, nbconvert, nbgrader) re-polls the shell channel.
+    """Within the block, every nbclient client (nbclient, nbconvert, nbgrader) re-polls the shell and iopub channels.
 
     See :func:`_repolling`: without it a notebook with widgets can hang its executor. Used by
     :func:`run`, and by the tests that execute notebooks through nbclient or nbgrader.
@@ -67,6 +67,9 @@ def patient_kernel_clients() -> Iterator[None]:
     async def start(self):
         kc = await original(self)
         self.kc.shell_channel.get_msg = _repolling(self.kc.shell_channel.get_msg)
+        # the output messages too: a test run once idled ~600 s (a cell timeout) with the kernel idle
+        # after notebook 04's widgets, and still passed; the shell re-poll alone had not prevented it
+        self.kc.iopub_channel.get_msg = _repolling(self.kc.iopub_channel.get_msg)
         return kc
 
     NotebookClient.async_start_new_kernel_client = start
@@ -113,7 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds in times:
         print(f"  {name:40s} {seconds:6.0f} s")
     print(f"figures written to {config.FIGS_DIR}")
-    return 0
+    from . import report
+
+    sheet = report.write_contact_sheet()
+    tex = report.write_numbers_tex()
+    print(f"contact sheet: {sheet} ({len(report.figures())} figures); numbers for report/: {tex} "
+          f"({len(report.numbers())} macros)")
+    problems = report.audit_figures()
+    for problem in problems:
+        print(f"  figure standard: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
