@@ -38,7 +38,10 @@ def test_cam_view_uses_the_method_layer_and_class(model):
     fig, m = widgets.cam_view(model, image, method="gradcam_pp", layer="net.layer2", target=5)
     assert torch.allclose(m, attribution.gradcam_pp(model, image[None], 5, layer="net.layer2")[0])
     title = fig.axes[1].get_title()
-    assert "Grad-CAM++" in title and "net.layer2" in title and "class 5" in title
+    assert "Grad-CAM++" in title and "stage 2 (net.layer2)" in title and "class 5" in title
+    # the image panel gives the probability of the explained class, p_c, in mathtext
+    probability = model(image[None]).softmax(1)[0, 5].item()
+    assert fig.axes[0].get_title() == f"image · $p_c$ = {probability:.2f}\nclass 5"
     plt.close(fig)
     with pytest.raises(ValueError, match="valid"):
         widgets.cam_view(model, image, method="lime")
@@ -61,6 +64,10 @@ def test_explorers_offer_the_documented_controls_and_leave_no_hooks(model):
     cam = widgets.cam_explorer(model, image, ["net.layer1", "net.layer2", "net.layer3"])
     labels = {w.description for w in cam.children if hasattr(w, "description")}
     assert {"method", "layer", "class"} <= labels
+    # layers are offered by their names for people, and chosen by their module paths
+    assert _control(cam, "layer").options == (("stage 1 (net.layer1)", "net.layer1"),
+                                              ("stage 2 (net.layer2)", "net.layer2"),
+                                              ("stage 3 (net.layer3)", "net.layer3"))
     plt.close("all")
     assert hooks.hook_count(model) == before
 

@@ -19,6 +19,7 @@ from .checks import model_device
 from .hooks import default_layer
 from .maps import normalize
 from .plot import overlay, show_image
+from .style import layer_name
 
 #: Method names the Grad-CAM explorer offers, with their display names: every method of the
 #: catalogue that takes ``layer=`` (:data:`vislib.attribution.CATALOGUE`).
@@ -69,6 +70,11 @@ def _class_name(classes: Sequence[str] | None, c: int) -> str:
     return f"'{classes[c]}'" if classes is not None else str(c)
 
 
+def _image_title(probs: Tensor, c: int, classes: Sequence[str] | None) -> str:
+    """The image panel's title: the model's probability of the explained class, ``image · $p_c$ = 0.97``."""
+    return f"image · $p_c$ = {probs[c]:.2f}\nclass {_class_name(classes, c)}"
+
+
 def _probabilities(model: nn.Module, image: Tensor) -> Tensor:
     device = model_device(model)
     with torch.no_grad():
@@ -95,7 +101,7 @@ def occlusion_view(model: nn.Module, image: Tensor, *, patch: int = 8, stride: i
     c = int(probs.argmax()) if target is None else int(target)
     m = attribution.occlusion(model, image.unsqueeze(0), c, patch=patch, stride=stride, fill=fill)[0].cpu()
     fig, ax_img, ax_map = _two_panels(fig)
-    show_image(ax_img, image, f"image · p({_class_name(classes, c)}) = {probs[c]:.2f}")
+    show_image(ax_img, image, _image_title(probs, c, classes))
     lim = max(m.abs().max().item(), 1e-8)
     overlay(ax_map, image, m, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.7, colorbar=True,
             label="drop of the class logit", title=f"Occlusion · class {_class_name(classes, c)}\n"
@@ -118,9 +124,9 @@ def cam_view(model: nn.Module, image: Tensor, *, method: str = "gradcam", layer:
     m = fn(model, image.unsqueeze(0), c, layer=layer)[0].cpu()
     shown_layer = layer if layer is not None else default_layer(model)
     fig, ax_img, ax_map = _two_panels(fig)
-    show_image(ax_img, image, f"image · p({_class_name(classes, c)}) = {probs[c]:.2f}")
+    show_image(ax_img, image, _image_title(probs, c, classes))
     overlay(ax_map, image, normalize(m[None])[0], colorbar=True, label="saliency (min-max)",
-            title=f"{CAM_METHODS[method]} · layer {shown_layer}\nclass {_class_name(classes, c)}")
+            title=f"{CAM_METHODS[method]} · {layer_name(model, shown_layer)}\nclass {_class_name(classes, c)}")
     return fig, m
 
 
@@ -168,7 +174,8 @@ def cam_explorer(model: nn.Module, image: Tensor, layers: Sequence[str], classes
         methods = ["gradcam"] + [m for m in CAM_METHODS if m not in ("gradcam", "cam")]
     controls = {
         "method": W.Dropdown(options=[(CAM_METHODS[m], m) for m in methods], value=methods[0], description="method"),
-        "layer": W.Dropdown(options=list(layers), value=layers[-1], description="layer"),
+        "layer": W.Dropdown(options=[(layer_name(model, name), name) for name in layers], value=layers[-1],
+                            description="layer"),
         "target": W.Dropdown(options=_class_options(classes, _num_classes(model, image)), value=None,
                              description="class"),
     }
