@@ -121,6 +121,11 @@ def test_receptive_field_equals_the_support_of_a_units_gradient():
     assert models.receptive_field(max_pool) == (size, jump, start)
     with pytest.raises(ValueError, match="square"):
         models.receptive_field([nn.Conv2d(1, 1, (3, 5))])
+    # after global pooling or a linear layer a unit sees the whole image, whatever its size: no fixed field
+    vgg = models.course_model("vgg").net
+    for layer in (nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)):
+        with pytest.raises(ValueError, match=f"{type(layer).__name__} mixes positions"):
+            models.receptive_field([*vgg.features, layer])
 
 
 def test_standin_weights_load_through_torchvisions_own_code_and_say_what_they_are(tmp_path, monkeypatch):

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from .checks import model_device
 from .hooks import LayerSpec, Recorder, get_layer, preserve_state, trial_forward
-from .models import Normalize, ReceptiveField, receptive_field
+from .models import _MIXES_POSITIONS, Normalize, ReceptiveField, receptive_field
 from .progress import progress_bar
 
 
@@ -548,10 +548,6 @@ def layer_chain(model: nn.Module, layer: LayerSpec, *, size: int = 64) -> list[t
     return [(entry[0], entry[1]) for entry in leaves]
 
 
-#: Modules whose output at a position depends on the whole input: no receptive field after them.
-_NOT_LOCAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Linear, nn.Flatten, nn.Upsample)
-
-
 def layer_receptive_field(model: nn.Module, layer: LayerSpec, *, size: int = 64) -> ReceptiveField:
     """Receptive field (size, jump, start) of the units of ``layer``, in input pixels.
 
@@ -561,7 +557,7 @@ def layer_receptive_field(model: nn.Module, layer: LayerSpec, *, size: int = 64)
     """
     chain = layer_chain(model, layer, size=size)
     for name, module in chain:
-        if isinstance(module, _NOT_LOCAL):
+        if isinstance(module, _MIXES_POSITIONS):
             raise ValueError(f"{chain[-1][0]!r} comes after {name!r} ({type(module).__name__}), which mixes all "
                              "positions: it is not a conv layer with a receptive field of its own")
     return receptive_field([m for _, m in chain])

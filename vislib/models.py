@@ -167,6 +167,10 @@ def _square(value, what: str, module: nn.Module) -> int:
     return int(value)
 
 
+#: Layers after which a unit has no fixed receptive field (they mix positions depending on the input size).
+_MIXES_POSITIONS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear, nn.Upsample)
+
+
 def receptive_field(layers: nn.Module | Sequence[nn.Module]) -> ReceptiveField:
     """Size, jump and first centre of the receptive field of the units after ``layers``.
 
@@ -179,7 +183,9 @@ def receptive_field(layers: nn.Module | Sequence[nn.Module]) -> ReceptiveField:
     every other layer (ReLU, BatchNorm, dropout) is pointwise and changes nothing. The unit at
     index ``i`` of the output then sees input pixels ``start + i · jump ± (size - 1) / 2`` (clipped
     to the image: padding pixels are not pixels). Only square kernels, strides and paddings, and only
-    a plain chain of layers: the parallel branches of a ResNet block are not followed.
+    a plain chain of layers: the parallel branches of a ResNet block are not followed. Adaptive
+    pooling, flattening, linear and upsampling layers mix positions in a way that depends on the
+    input size: after one there is no such receptive field, and ``ValueError`` says so.
     """
     modules = [layers] if isinstance(layers, nn.Module) else list(layers)
     size, jump, start = 1, 1, 0.0
@@ -190,6 +196,9 @@ def receptive_field(layers: nn.Module | Sequence[nn.Module]) -> ReceptiveField:
             elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
                 dilation = getattr(m, "dilation", 1)
                 k = _square(dilation, "dilation", m) * (_square(m.kernel_size, "kernel_size", m) - 1) + 1
+            elif isinstance(m, _MIXES_POSITIONS):
+                raise ValueError(f"receptive_field: {type(m).__name__} mixes positions depending on the input size, so "
+                                 "the units after it have no fixed receptive field; pass the layers before it")
             else:
                 continue
             stride, padding = _square(m.stride, "stride", m), m.padding
