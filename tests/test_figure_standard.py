@@ -196,10 +196,12 @@ def test_metric_labels_say_which_direction_is_better():
 
 def test_layer_names_by_hand():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
+                          nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2), nn.Dropout())
     names = {n: style.layer_name(model, n) for n, _ in model.named_modules() if n}
     assert names == {"0": "conv 1 (0)", "1": "conv 1 BN (1)", "2": "conv 1 ReLU (2)", "3": "pool after conv 1 (3)",
-                     "4": "conv 2 (4)", "5": "conv 2 ReLU (5)", "6": "6", "7": "fc 1 (7)"}
+                     "4": "conv 2 (4)", "5": "conv 2 ReLU (5)", "6": "flattened after conv 2 (6)", "7": "fc 1 (7)",
+                     "8": "fc 1 dropout (8)"}
+    assert style.layer_name(nn.Sequential(nn.Dropout()), "0") == "0"     # nothing before it to name it after
     resnet_like = nn.Module()
     resnet_like.layer3 = nn.Sequential(nn.Sequential(nn.Conv2d(1, 1, 1)), nn.Sequential(nn.Conv2d(1, 1, 1)))
     assert style.layer_name(resnet_like, "layer3") == "stage 3 (layer3)"

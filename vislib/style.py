@@ -185,8 +185,8 @@ def layer_name(model: nn.Module, layer: str) -> str:
     """A layer's name for people, with its module path: ``"conv 3 (features.8)"``.
 
     Convolutions and fully connected layers are counted in the order the model registers them; a
-    ReLU, pooling or batch-norm layer is named after the layer before it (``"conv 3 ReLU
-    (features.9)"``, ``"pool after conv 4 (features.13)"``); a ResNet stage or block by its number
+    ReLU, pooling, batch-norm, dropout or flatten layer is named after the layer before it (``"conv 3
+    ReLU (features.9)"``, ``"pool after conv 4 (features.13)"``, ``"fc 2 dropout (classifier.6)"``); a ResNet stage or block by its number
     (``"stage 3 (layer3)"``, ``"stage 3 block 2 (layer3.1)"``); anything else keeps its path.
     Raises ``ValueError`` listing the valid names for an unknown layer.
     """
@@ -215,6 +215,10 @@ def layer_name(model: nn.Module, layer: str) -> str:
             human = f"pool after {last}"
         elif isinstance(module, nn.BatchNorm2d) and last:
             human = f"{last} BN"
+        elif isinstance(module, nn.Dropout) and last:
+            human = f"{last} dropout"
+        elif isinstance(module, nn.Flatten) and last:
+            human = f"flattened after {last}"
         elif stage is not None and stage == len(parts) - 1:
             human = f"stage {parts[stage][5:]}"
         elif stage is not None and stage == len(parts) - 2 and parts[-1].isdigit():
