@@ -281,3 +281,28 @@ def test_t_interval_and_mean_ci_match_scipy_to_float64_precision():
             assert (lo2[1].item(), hi2[1].item()) == pytest.approx((low_s, high_s), rel=1e-13)
         assert (lo2[0].item(), hi2[0].item()) == pytest.approx((low, high), rel=1e-13)
     assert all(math.isnan(v) for v in mean_ci([0.5])[1:])      # one value: no interval, not a zero-width one
+
+
+def test_wilson_interval_matches_scipy_and_the_closed_forms_at_the_ends():
+    from scipy.stats import binomtest
+
+    from vislib.evaluation import wilson_interval
+
+    for n, k, confidence in [(10, 9, 0.95), (48, 46, 0.95), (500, 123, 0.9), (7, 3, 0.99)]:
+        hits = torch.tensor([1.0] * k + [0.0] * (n - k) + [float("nan")])       # NaN left out
+        ci = binomtest(k, n).proportion_ci(confidence, method="wilson")
+        assert wilson_interval(hits, confidence) == pytest.approx((k / n, ci.low, ci.high), rel=1e-12)
+    z2 = stats.norm.ppf(0.975) ** 2
+    # all hits: the interval is [n / (n + z²), 1]; no hits: [0, z² / (n + z²)]; never outside [0, 1]
+    assert wilson_interval([1] * 48) == pytest.approx((1.0, 48 / (48 + z2), 1.0), rel=1e-12)
+    assert wilson_interval([0] * 48) == pytest.approx((0.0, 0.0, z2 / (48 + z2)), rel=1e-12)
+    assert wilson_interval([1] * 48)[2] == 1.0 and wilson_interval([0] * 48)[1] == 0.0
+    # where the t-interval of 46 hits in 48 leaves [0, 1], Wilson's does not
+    hits = [1] * 46 + [0] * 2
+    from vislib.evaluation import mean_ci
+
+    assert mean_ci(hits)[2] > 1.0 and 0.0 < wilson_interval(hits)[1] < wilson_interval(hits)[2] < 1.0
+    with pytest.raises(ValueError, match="0/1 outcomes .* such as \\[0.5\\]; for fractions use mean_ci"):
+        wilson_interval([1, 0.5, 0])
+    with pytest.raises(ValueError, match="at least one"):
+        wilson_interval([float("nan")])

@@ -9,12 +9,12 @@
 * :mod:`~vislib.evaluation.removal` and :mod:`~vislib.evaluation.imputation`: the shared pixel
   ranking (seeded tie-breaking), masks and fills (black, mean, ROAD noisy linear imputation);
 * :func:`mean_ci` / :func:`t_interval`: a mean and its Student-t confidence interval, the error bars
-  of every figure.
+  of every figure; :func:`wilson_interval` for a rate of 0/1 outcomes (pointing-game hits).
 
 Methods are given as callables ``fn(model, images, target=None, **options) -> Tensor[B, H, W]``
 or by name in ``vislib.attribution.METHODS``.
 """
-from ._common import mean_ci, t_interval
+from ._common import mean_ci, t_interval, wilson_interval
 from .imputation import noisy_linear_imputation
 from .localisation import (THRESHOLDS, EnergyResult, PointingResult, SegmentationResult, chance_iou, dilate,
                            energy_share, grabcut_refine, iou, pointing_game, segmentation_iou, threshold_maps)
@@ -28,7 +28,7 @@ from .sanity import (SIMILARITIES, DataRandomizationResult, SanityResult, cascad
                      random_label_model, randomization_steps, randomized_copy, spearman_similarity, ssim_similarity)
 
 __all__ = [
-    "mean_ci", "t_interval",
+    "mean_ci", "t_interval", "wilson_interval",
     "noisy_linear_imputation",
     "EnergyResult", "PointingResult", "dilate", "energy_share", "pointing_game",
     "THRESHOLDS", "SegmentationResult", "chance_iou", "grabcut_refine", "iou", "segmentation_iou", "threshold_maps",

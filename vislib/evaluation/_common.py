@@ -139,6 +139,37 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
     return mean.item(), low.item(), high.item()
 
 
+def wilson_interval(hits, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Hit rate of 0/1 outcomes (a pointing game's ``hits``; NaN left out) and its Wilson score interval.
+
+    With ``n`` outcomes, ``k`` hits, ``p = k / n`` and ``z`` the ``(1 + c) / 2`` normal quantile,
+
+        ``(p + z²/2n ± z · sqrt(p (1 - p) / n + z²/4n²)) / (1 + z²/n)``
+
+    (Wilson 1927, JASA 22:209). Unlike the Student-t interval of :func:`mean_ci` it stays inside
+    [0, 1] and is not zero-wide at 0 or ``n`` hits, where a t-interval of binary outcomes fails.
+    Returns floats ``(p, low, high)``; raises ``ValueError`` for values other than 0 and 1 (a
+    ``tie='fraction'`` pointing game: use :func:`mean_ci`) or for no outcomes at all.
+    """
+    from scipy import stats
+
+    flat = torch.as_tensor(hits, dtype=torch.float64).detach().cpu().flatten()
+    flat = flat[~torch.isnan(flat)]
+    if flat.numel() == 0:
+        raise ValueError("wilson_interval needs at least one 0/1 outcome, got none")
+    if not torch.all((flat == 0) | (flat == 1)):
+        odd = flat[(flat != 0) & (flat != 1)][:3].tolist()
+        raise ValueError(f"wilson_interval is for 0/1 outcomes (hits), got values such as {odd}; "
+                         "for fractions use mean_ci")
+    n, p = flat.numel(), flat.mean().item()
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low = 0.0 if p == 0.0 else float(centre - half)     # exactly 0 and 1 at the ends (rounding would miss them)
+    high = 1.0 if p == 1.0 else float(centre + half)
+    return p, low, high
+
+
 def format_rows(rows: Sequence[dict], columns: Sequence[str], floatfmt: str = ".4g") -> str:
     """A plain-text table of ``rows`` (dicts) with the given columns (no pandas needed)."""
     def cell(v):
