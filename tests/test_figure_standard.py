@@ -96,6 +96,38 @@ def test_an_image_panel_with_a_frame_is_refused_and_image_axes_fixes_it(tmp_path
     assert plot.check_figure(fig2).stray_spines == ()
 
 
+def test_code_names_in_a_figure_are_refused_and_human_names_pass(tmp_path):
+    """Identifiers and bare module paths anywhere in the figure (title, tick, legend) are refused."""
+    fig, ax = plt.subplots(figsize=(3.4, 2.4), layout="constrained")
+    ax.plot([0, 1], [0, 1], label="gradcam_pp")
+    ax.set_title("spearman_abs at features.4")
+    ax.legend()
+    with pytest.raises(plot.FigureStandardError, match=r"texts \['gradcam_pp', 'spearman_abs at features.4'\] "
+                                                        r"show code names: .*method_name"):
+        plot.savefig(fig, "10_code_names", caption=CAPTION, folder=tmp_path)
+    assert not (tmp_path / "10_code_names.png").exists()
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3))
+    ax.get_legend().remove()
+    ax.plot([0, 1], [1, 0], label=style.method_name("gradcam_pp"))
+    ax.set_title(f"Spearman |ρ| at {style.layer_name(net, '1')}, $s_c(\\tilde x_1)$")
+    ax.get_lines()[0].set_label("_nolegend_")
+    ax.legend()
+    plot.savefig(fig, "10_code_names", caption=CAPTION, folder=tmp_path)
+    # the pieces, one by one
+    assert plot.code_names(["features.4", "net.layer3.1", "layer net.layer3", "|input_x_gradient|"]) == (
+        "features.4", "layer net.layer3", "net.layer3.1", "|input_x_gradient|")
+    assert plot.code_names(["conv 2 (features.4)", "stage 3 block 2 (net.layer3.1)", "Grad-CAM++", "$p_{c}(x)$",
+                            "0.25", "fc 2 dropout (net.classifier.6)"]) == ()
+
+
+def test_class_title_names_method_layer_and_class_for_people():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    assert plot.class_title("gradcam_pp", ["cat", "dog"], torch.tensor(1), "1", model=model) == (
+        "Grad-CAM++ · conv 1 ReLU (1) · class 'dog'")
+    assert plot.class_title("Occlusion", None, 0) == "Occlusion · class 0"
+    assert plot.code_names([plot.class_title("gradcam", None, 0, "net.layer3")]) == ()
+
+
 @pytest.mark.parametrize("caption", [None, "", "   "])
 def test_a_caption_is_required(tmp_path, caption):
     with pytest.raises(plot.FigureStandardError, match="caption"):

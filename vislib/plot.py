@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
-from torch import Tensor
+from torch import Tensor, nn
 
 from . import config
 from .attribution.catalogue import CATALOGUE
@@ -264,6 +265,7 @@ class FigureCheck:
     min_font_pt: float                              #: the smallest text drawn (points); inf without text
     small_texts: tuple[tuple[str, float], ...]      #: texts below :data:`MIN_FONT_PT`, with their sizes
     stray_spines: tuple[str, ...]                   #: image panels drawn with a frame (their titles)
+    code_names: tuple[str, ...] = ()                #: texts that show an identifier or a bare module path
 
     def problems(self) -> list[str]:
         """What breaks the standard, one sentence each, with what to change (empty: it passes)."""
@@ -282,7 +284,32 @@ class FigureCheck:
                        "use fontsize >= 7 (the house style, vislib.style.use_style(), starts at 7)")
         if self.stray_spines:
             out.append(f"image panels {list(self.stray_spines)} have a frame: call vislib.style.image_axes(ax)")
+        if self.code_names:
+            out.append(f"texts {list(self.code_names)[:6]} show code names: name methods, metrics and layers for people "
+                       "with vislib.style.method_name, metric_label and layer_name ('conv 3 (features.8)': a module "
+                       "path only in parentheses after the human name), and write symbols as $maths$")
         return out
+
+
+#: A snake_case identifier (``gradcam_pp``, ``spearman_abs``) outside ``$maths$`` and file paths.
+_IDENTIFIER = re.compile(r"(?<![\w.(/\\])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w(])")
+#: A module path that is not in parentheses after a human name (``features.4``, ``net.layer3``).
+_BARE_PATH = re.compile(r"(?<![\w.(])(?:net\.)?(?:(?:features|classifier)(?:\.\d+)+|layer\d(?:\.\d+)*)(?![\w.)])")
+
+
+def code_names(texts) -> tuple[str, ...]:
+    """The texts that show a code identifier or a bare module path where a reader wants a name.
+
+    ``"gradcam_pp"``, ``"spearman_abs"``, ``"features.4"`` and ``"layer net.layer3"`` are caught;
+    ``"Grad-CAM++"``, ``"conv 3 (features.8)"``, ``"stage 3 (net.layer3)"`` and ``"$s_c$"``
+    (mathtext) are not.
+    """
+    found = []
+    for text in texts:
+        plain = re.sub(r"\$[^$]*\$", " ", text)                    # mathtext is maths, not a name
+        if _IDENTIFIER.search(plain) or _BARE_PATH.search(plain):
+            found.append(text)
+    return tuple(sorted(set(found)))
 
 
 
@@ -328,7 +355,8 @@ def _render_png(fig: plt.Figure, metadata: dict) -> tuple[bytes, FigureCheck]:
     width_px, height_px = struct.unpack(">II", data[16:24])          # the PNG header's IHDR chunk
     sizes = [pt for _, pt in drawn]
     small = tuple(sorted({(t, round(pt, 2)) for t, pt in drawn if pt < MIN_FONT_PT - 1e-6}, key=lambda x: (x[1], x[0])))
-    check = FigureCheck(width_px / dpi, height_px / dpi, min(sizes, default=math.inf), small, _stray_spines(fig))
+    check = FigureCheck(width_px / dpi, height_px / dpi, min(sizes, default=math.inf), small, _stray_spines(fig),
+                        code_names(t for t, _ in drawn))
     return data, check
 
 
@@ -343,7 +371,7 @@ def savefig(fig: plt.Figure, name: str, *, caption: str | None = None, folder: s
 
     **The standard** (:mod:`vislib.style`): at most :data:`FULL_WIDTH` (7 in) wide and
     :data:`MAX_HEIGHT` (9 in) tall at the saved size, no text below :data:`MIN_FONT_PT` (7 pt),
-    image panels without a frame, and a ``caption``: one or two sentences that name the method,
+    image panels without a frame, no code names in the figure (:func:`code_names`), and a ``caption``: one or two sentences that name the method,
     model, layer and class and give the run's key number (an f-string). A figure that breaks it
     raises :class:`FigureStandardError` saying what to change, and nothing is written.
     ``check=False`` saves without checking or caption (for a quick look; the course never does).
@@ -390,12 +418,19 @@ def savefig(fig: plt.Figure, name: str, *, caption: str | None = None, folder: s
 
 
 def class_title(method: str, classes: Sequence[str] | None, target: int | Tensor,
-                layer: str | None = None) -> str:
-    """A figure title that says method, layer and class: ``"Grad-CAM · layer3 · class 'star'"``."""
+                layer: str | None = None, *, model: nn.Module | None = None) -> str:
+    """A figure title that says method, layer and class: ``"Grad-CAM · stage 3 (net.layer3) · class 'star'"``.
+
+    ``method`` is a catalogue name or a display name (:func:`vislib.style.method_name`); with
+    ``model`` the layer gets its name for people (:func:`vislib.style.layer_name`), without it
+    ``"layer (net.layer3)"``.
+    """
     c = int(target)
     cls = f"'{classes[c]}'" if classes is not None else str(c)
-    parts = [method] + ([f"layer {layer}"] if layer else []) + [f"class {cls}"]
-    return " · ".join(parts)
+    parts = [method_name(method)]
+    if layer:
+        parts.append(layer_name(model, layer) if model is not None else f"layer ({layer})")
+    return " · ".join(parts + [f"class {cls}"])
 
 
 __all__ = ["HOUSE_STYLE", "use_style", "show_image", "overlay", "map_grid", "image_grid", "filter_grid",
