@@ -279,11 +279,24 @@ def test_numbers_are_formatted_by_hand_and_written_as_macros(figs):
     assert r"\newcommand{\biasGapBiased}{2.50 $\pm$ 1.29}" in tex
     assert r"\newcommand{\segBestMethod}{Grad-CAM++ \& co\_1}" in tex
     assert r"\newcommand{\fullgradGapDouble}{$6.8\times10^{-16}$}" in tex
+    # a negative number gets a minus sign, not a hyphen; a hyphen in a text stays one
+    report.interval("sanityCascadeFinalGradcam", 0.06, -0.13, 0.26)
+    report.text("segWorstMethod", "Grad-CAM-2")
+    report.number("evalDrop", -0.25)
+    tex = (figs / "numbers.tex").read_text()
+    assert r"\newcommand{\sanityCascadeFinalGradcam}{0.06 [\textminus{}0.13, 0.26]}" in tex
+    assert r"\newcommand{\evalDrop}{\textminus{}0.25}" in tex
+    assert r"\newcommand{\segWorstMethod}{Grad-CAM-2}" in tex
+    assert report._escape_caption("a drop of −0.2 in $s_c − s_0$") == r"a drop of \textminus{}0.2 in $s_c - s_0$"
+    # bars and angle brackets as themselves in text (the old OT1 encoding set | as an em dash), kept in maths
+    assert report._escape_caption("ρ = 0.06 [-0.13, 0.26] at k = 5-50 %, 1e-7") == (
+        r"${\rho}$ = 0.06 [\textminus{}0.13, 0.26] at k = 5-50\,\%, 1e-7")
+    assert report._escape_caption("|maps| < 0.5 and $|s_c| < 1$") == r"\textbar{}maps\textbar{} \textless{} 0.5 and $|s_c| < 1$"
     assert json.loads((figs / "numbers.json").read_text())["evalKlGradcam"]["value"] == pytest.approx(0.4234)
     report.number("vggTestAccuracy", 0.5, 1, percent=True)          # a re-run replaces, keeps the others
     assert set(report.numbers(figs)) == {"vggTestAccuracy", "evalKlGradcam", "biasGapBiased", "biasGapShare",
                                          "sanityDataFullgrad", "evalShift", "segBestMethod", "fullgradGapFloat",
-                                         "fullgradGapDouble"}
+                                         "fullgradGapDouble", "sanityCascadeFinalGradcam", "segWorstMethod", "evalDrop"}
     assert report.numbers(figs)["vggTestAccuracy"]["text"] == "50.0 %"
 
 

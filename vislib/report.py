@@ -158,7 +158,8 @@ def template_uses(tex: str | Path) -> tuple[set[str], set[str]]:
 
 # ------------------------------------------------------------------------------------ numbers
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "±": r"$\pm$", "−": "-",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
+                  "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$", "−": r"\textminus{}",
                   # what captions write in Unicode, for a LaTeX without Unicode fonts (pdflatex)
                   "×": r"$\times$", "→": r"$\to$", "←": r"$\leftarrow$", "≤": r"$\le$", "≥": r"$\ge$",
                   "≈": r"$\approx$", "·": r"$\cdot$", "–": "--", "—": "---", "…": r"\ldots{}",
@@ -175,6 +176,11 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 def _escape(text: str) -> str:
     r"""Plain text for LaTeX: special characters escaped, ``97.3 %`` as ``97.3\,\%``."""
     return "".join(_LATEX_SPECIAL.get(c, c) for c in text).replace(" \\%", "\\,\\%")
+
+
+def _escape_number(text: str) -> str:
+    r"""A reported number for LaTeX: :func:`_escape`, and a minus sign (``\textminus``), not a hyphen, before digits."""
+    return re.sub(r"(?<![\w.])-(?=\d)", r"\\textminus{}", _escape(text))
 
 
 def format_number(value: float, digits: int = 2, *, percent: bool = False) -> str:
@@ -204,16 +210,19 @@ def macro_name(*parts: str) -> str:
 
 
 def _escape_caption(caption: str) -> str:
-    """A caption for LaTeX: text escaped, ``$...$`` maths (matplotlib's mathtext is LaTeX) kept as written."""
+    """A caption for LaTeX: text escaped (a minus sign before digits), ``$...$`` maths (matplotlib's mathtext is
+    LaTeX) kept as written."""
     parts = caption.split("$")
     if len(parts) % 2 == 0:                      # an odd number of $: no maths, all text
-        return _escape(caption)
-    return "".join(_escape(p) if k % 2 == 0 else f"${_math_unicode(p)}$" for k, p in enumerate(parts))
+        return _escape_number(caption)
+    return "".join(_escape_number(p) if k % 2 == 0 else f"${_math_unicode(p)}$" for k, p in enumerate(parts))
 
 
 def _math_unicode(maths: str) -> str:
-    """Unicode symbols inside ``$...$`` as LaTeX commands (the text mapping without its ``$``)."""
-    return "".join(_LATEX_SPECIAL[c].strip("$") + " " if ord(c) > 127 and c in _LATEX_SPECIAL else c for c in maths)
+    """Unicode symbols inside ``$...$`` as LaTeX commands (the text mapping without its ``$``; in maths
+    the Unicode minus is ``-``, which LaTeX sets as a minus there)."""
+    return "".join("-" if c == "−" else _LATEX_SPECIAL[c].strip("$") + " " if ord(c) > 127 and c in _LATEX_SPECIAL
+                   else c for c in maths)
 
 
 def write_captions_tex(folder: str | Path | None = None, index: dict | None = None) -> Path:
@@ -303,7 +312,8 @@ def write_numbers_tex(folder: str | Path | None = None, records: dict | None = N
              f"% Modes of the runs that wrote them: {', '.join(modes) or 'none'}.", ""]
     for name, r in records.items():
         comment = f"  % {r['note']}" if r.get("note") else ""
-        lines.append(f"\\newcommand{{\\{name}}}{{{r.get('tex') or _escape(r['text'])}}}{comment}")
+        shown = r.get("tex") or (_escape(r["text"]) if r.get("value") is None else _escape_number(r["text"]))
+        lines.append(f"\\newcommand{{\\{name}}}{{{shown}}}{comment}")
     path = folder / NUMBERS_TEX
     _write(path, "\n".join(lines) + "\n")
     return path
