@@ -51,8 +51,8 @@ from ._common import Method, batched_logits, compute_maps, format_rows, resolve_
 
 SIMILARITIES = ("spearman_abs", "spearman", "ssim")
 SIMILARITY_LABELS = {
-    "spearman_abs": "Spearman rank correlation of |maps|",
-    "spearman": "Spearman rank correlation (signed)",
+    "spearman_abs": r"Spearman $\rho$ of |maps|",
+    "spearman": r"Spearman $\rho$ of signed maps",
     "ssim": "SSIM of normalised maps",
 }
 #: What a *low* similarity to the original maps means in each test: the map depends on what the
