@@ -745,15 +745,14 @@ def plot_top_patches(top: TopPatches, images: Tensor, *, labels: Tensor | None =
     image. The figure is ``width`` wide (``"full"`` = 7 in, ``"column"`` = 3.4 in, or inches);
     ``cell`` fixes the side of one patch instead. Returns the figure.
     """
-    from .style import COLUMN_WIDTH, FULL_WIDTH, MIN_FONT_PT, image_axes
+    from .style import MIN_FONT_PT, image_axes, width_inches
 
     crops = top.crops(images, fill=fill)
     c, k = crops.shape[:2]
     two_lines = labels is not None and classes is not None
     label_w = 0.55                                                  # the row labels, "channel 12"
     if cell is None:
-        w = {"full": FULL_WIDTH, "column": COLUMN_WIDTH}[width] if isinstance(width, str) else float(width)
-        cell = min(0.9, (w - label_w) / k - 0.03)
+        cell = min(0.9, (width_inches(width) - label_w) / k - 0.03)
     title_h = 0.25 if two_lines else 0.14
     fig, axes = plt.subplots(c, k, figsize=(label_w + k * (cell + 0.03), c * (cell + title_h) + 0.35),
                              squeeze=False, layout="constrained")
@@ -832,15 +831,14 @@ def neighbour_grid(images: Tensor, queries: Sequence[int], neighbours: dict[str,
     """
     from matplotlib.patches import Rectangle
 
-    from .style import COLUMN_WIDTH, FULL_WIDTH, MIN_FONT_PT, image_axes
+    from .style import MIN_FONT_PT, image_axes, width_inches
 
     spaces = list(neighbours)
     k = neighbours[spaces[0]].shape[1]
     rows = len(queries) * len(spaces)
     label_w = 1.0                                                     # the row labels (space names)
     if cell is None:
-        w = {"full": FULL_WIDTH, "column": COLUMN_WIDTH}[width] if isinstance(width, str) else float(width)
-        cell = min(1.1, (w - label_w) / (k + 1) - 0.04)
+        cell = min(1.1, (width_inches(width) - label_w) / (k + 1) - 0.04)
     fig, axes = plt.subplots(rows, k + 1, figsize=(label_w + (k + 1) * (cell + 0.04), rows * (cell + 0.17) + 0.3),
                              squeeze=False, layout="constrained")
     for qi, q in enumerate(queries):

@@ -285,8 +285,8 @@ class FigureCheck:
         if self.stray_spines:
             out.append(f"image panels {list(self.stray_spines)} have a frame: call vislib.style.image_axes(ax)")
         if self.code_names:
-            out.append(f"texts {list(self.code_names)[:6]} show code names: name methods, metrics and layers for people "
-                       "with vislib.style.method_name, metric_label and layer_name ('conv 3 (features.8)': a module "
+            out.append(f"texts {list(self.code_names)[:6]} show code names: name methods, metrics and layers for "
+                       "people with vislib.style.method_name, metric_label and layer_name ('conv 3 (features.8)': a module "
                        "path only in parentheses after the human name), and write symbols as $maths$")
         return out
 
@@ -310,8 +310,6 @@ def code_names(texts) -> tuple[str, ...]:
         if _IDENTIFIER.search(plain) or _BARE_PATH.search(plain):
             found.append(text)
     return tuple(sorted(set(found)))
-
-
 
 
 def _record_texts(fig: plt.Figure, render) -> tuple[object, list[tuple[str, float]]]:
@@ -371,8 +369,9 @@ def savefig(fig: plt.Figure, name: str, *, caption: str | None = None, folder: s
 
     **The standard** (:mod:`vislib.style`): at most :data:`FULL_WIDTH` (7 in) wide and
     :data:`MAX_HEIGHT` (9 in) tall at the saved size, no text below :data:`MIN_FONT_PT` (7 pt),
-    image panels without a frame, no code names in the figure (:func:`code_names`), and a ``caption``: one or two sentences that name the method,
-    model, layer and class and give the run's key number (an f-string). A figure that breaks it
+    image panels without a frame, no code names in the figure (:func:`code_names`), and a
+    ``caption``: one or two sentences that name the method, model, layer and class and give the
+    run's key number (an f-string). A figure that breaks it
     raises :class:`FigureStandardError` saying what to change, and nothing is written.
     ``check=False`` saves without checking or caption (for a quick look; the course never does).
 

@@ -159,7 +159,8 @@ def template_uses(tex: str | Path) -> tuple[set[str], set[str]]:
 # ------------------------------------------------------------------------------------ numbers
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
-                  "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$", "−": r"\textminus{}",
+                  "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}",
+                  "±": r"$\pm$", "−": r"\textminus{}",
                   # what captions write in Unicode, for a LaTeX without Unicode fonts (pdflatex)
                   "×": r"$\times$", "→": r"$\to$", "←": r"$\leftarrow$", "≤": r"$\le$", "≥": r"$\ge$",
                   "≈": r"$\approx$", "·": r"$\cdot$", "–": "--", "—": "---", "…": r"\ldots{}",
@@ -192,6 +193,14 @@ def format_number(value: float, digits: int = 2, *, percent: bool = False) -> st
     if shown.startswith("-") and not shown.strip("-0."):        # -0.001 at 2 digits is 0.00, not -0.00
         shown = shown[1:]
     return f"{shown} %" if percent else shown
+
+
+def format_scientific(value: float, digits: int = 1, *, maths: bool = False) -> str:
+    """``value`` as a mantissa with ``digits`` decimals and a power of ten: ``1.83e-7`` -> ``"1.8e-7"``,
+    or with ``maths=True`` ``"$1.8\\times10^{-7}$"`` (LaTeX, and matplotlib's mathtext for figures)."""
+    format_number(value, digits)                                   # the finiteness check
+    mantissa, exponent = f"{float(value):.{digits}e}".split("e")
+    return rf"${mantissa}\times10^{{{int(exponent)}}}$" if maths else f"{mantissa}e{int(exponent)}"
 
 
 def macro_name(*parts: str) -> str:
@@ -265,10 +274,8 @@ def number(name: str, value: float, digits: int = 2, *, percent: bool = False, s
     decimals and a power of ten: printed ``1.8e-7``, typeset ``$1.8\\times10^{-7}$``.
     """
     if scientific:
-        format_number(value, digits)                               # the finiteness check
-        mantissa, exponent = f"{float(value):.{digits}e}".split("e")
-        shown = f"{mantissa}e{int(exponent)}"
-        return _record(name, shown, float(value), note, tex=rf"${mantissa}\times10^{{{int(exponent)}}}$")
+        return _record(name, format_scientific(value, digits), float(value), note,
+                       tex=format_scientific(value, digits, maths=True))
     return _record(name, format_number(value, digits, percent=percent), float(value), note)
 
 
@@ -321,5 +328,5 @@ def write_numbers_tex(folder: str | Path | None = None, records: dict | None = N
 
 __all__ = ["audit_figures", "template_uses", "macro_name", "number", "interval", "mean_sd", "text", "numbers",
            "figures",
-           "format_number", "register_figure",
+           "format_number", "format_scientific", "register_figure",
            "write_contact_sheet", "write_captions_tex", "write_numbers_tex", "notebook_of"]

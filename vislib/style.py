@@ -141,8 +141,8 @@ def method_styles(methods: Sequence[str]) -> dict[str, dict]:
     is grey. ``label`` is the name for people (:func:`method_name`). Pass a style to ``ax.plot``
     as ``**style``.
     """
-    colours = iter([c for c in OTHER_COLOURS if c.upper() not in {r.colour.upper() for r in CATALOGUE}]
-                   * (len(methods) + 1))
+    taken = {r.colour.upper() for r in CATALOGUE}
+    colours = iter([c for c in OTHER_COLOURS if c.upper() not in taken] * (len(methods) + 1))
     pairs = iter(list(_marker_cycle()) * (len(methods) + 1))
     styles = {}
     for method in methods:
@@ -186,8 +186,9 @@ def layer_name(model: nn.Module, layer: str) -> str:
 
     Convolutions and fully connected layers are counted in the order the model registers them; a
     ReLU, pooling, batch-norm, dropout or flatten layer is named after the layer before it (``"conv 3
-    ReLU (features.9)"``, ``"pool after conv 4 (features.13)"``, ``"fc 2 dropout (classifier.6)"``); a ResNet stage or block by its number
-    (``"stage 3 (layer3)"``, ``"stage 3 block 2 (layer3.1)"``); anything else keeps its path.
+    ReLU (features.9)"``, ``"pool after conv 4 (features.13)"``, ``"fc 2 dropout (classifier.6)"``);
+    a ResNet stage or block by its number (``"stage 3 (layer3)"``, ``"stage 3 block 2 (layer3.1)"``);
+    anything else keeps its path.
     Raises ``ValueError`` listing the valid names for an unknown layer.
     """
     modules = dict(model.named_modules())

@@ -72,6 +72,20 @@ def similarity_axis_label(test: str) -> str:
     return f"similarity to the trained model's maps\n({SIMILARITY_DIRECTIONS[test]})"
 
 
+def _similarities(metrics: str | Sequence[str]) -> list[str]:
+    """``metrics`` as a list of names of :data:`SIMILARITIES`; an unknown one is an error that lists them."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    for metric in metrics:
+        if metric not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {metric!r}; valid: {list(SIMILARITIES)}")
+    return metrics
+
+
+def _similarity_ylim(lowest: float) -> tuple[float, float]:
+    """The y range of a similarity panel: up to 1, down past the lowest mean (at least to -0.3, at most to -1)."""
+    return max(-1.05, min(-0.3, lowest - 0.1)), 1.05
+
+
 def step_labels(result: "SanityResult", model: nn.Module | None = None) -> list[str]:
     """Names for people of a randomisation result's steps: ``"trained"``, then the layers as
     :func:`vislib.style.layer_name` gives them (``"fc 3 (net.classifier.7)"``) when ``model`` is
@@ -342,10 +356,7 @@ def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, 
     """
     from ..style import figure, legend_below, mean_band, method_styles, panel_letters
 
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    for metric in metrics:
-        if metric not in SIMILARITIES:
-            raise ValueError(f"unknown similarity {metric!r}; valid: {list(SIMILARITIES)}")
+    metrics = _similarities(metrics)
     own_figure = axes is None
     if own_figure:
         fig, axes = figure(width, height if height is not None else 3.4, ncols=len(metrics), squeeze=False,
@@ -376,7 +387,7 @@ def plot_sanity(result: SanityResult, metrics: Sequence[str] = SIMILARITIES, *, 
         ax.set_title(SIMILARITY_LABELS[metric])
         ax.grid(alpha=0.3)
     for ax in axes:
-        ax.set_ylim(max(-1.05, min(-0.3, lowest - 0.1)), 1.05)
+        ax.set_ylim(*_similarity_ylim(lowest))
     if own_figure:
         if len(metrics) > 1:
             panel_letters(axes)
@@ -549,10 +560,7 @@ def plot_data_randomization(result: DataRandomizationResult, metrics: Sequence[s
 
     from ..style import figure, method_styles, panel_letters
 
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    for metric in metrics:
-        if metric not in SIMILARITIES:
-            raise ValueError(f"unknown similarity {metric!r}; valid: {list(SIMILARITIES)}")
+    metrics = _similarities(metrics)
     styles = method_styles(result.methods)
     fig, axes = figure(width, height if height is not None else 3.0, ncols=len(metrics), squeeze=False,
                        sharey=True)
@@ -579,7 +587,7 @@ def plot_data_randomization(result: DataRandomizationResult, metrics: Sequence[s
             ax.set_ylabel(similarity_axis_label("data"))
         ax.set_title(SIMILARITY_LABELS[metric])
         ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].set_ylim(max(-1.05, min(-0.3, lowest - 0.1)), 1.05)
+    axes[0, 0].set_ylim(*_similarity_ylim(lowest))
     if len(metrics) > 1:
         panel_letters(axes[0])
     handles = [Patch(facecolor="0.65", label="real vs permuted-label model (bar: mean, whisker: 95 % CI)")]
